@@ -1,0 +1,74 @@
+"""The Bargaining Certificate LTI 1.3 tool: create_app() wires settings, extensions, blueprints and CLI."""
+import logging
+import os
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lti_tool.config import load_settings
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: defaults, then environment, then the given overrides."""
+    app = Flask(__name__, instance_path=os.environ.get("LTI_TOOL_INSTANCE", None) or None,
+                instance_relative_config=True)
+    app.config.from_mapping(load_settings(app.instance_path))
+    if config:
+        app.config.update(config)
+    _check_settings(app)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    if app.config["TRUST_PROXY"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    from lti_tool import cli, errors
+    from lti_tool.extensions import csrf, db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    csrf.init_app(app)
+    _tune_sqlite(app)
+
+    from lti_tool.blueprints import lti, member
+
+    app.register_blueprint(lti.bp)
+    app.register_blueprint(member.bp)
+    if app.config["DEMO_PLATFORM"]:
+        from lti_tool.blueprints import demo
+
+        app.register_blueprint(demo.bp)
+
+    errors.init_app(app)
+    cli.init_app(app)
+
+    @app.get("/")
+    def index():
+        """Point people at what they can do here."""
+        from flask import render_template
+
+        return render_template("index.html", demo=app.config["DEMO_PLATFORM"])
+
+    return app
+
+
+def _check_settings(app: Flask) -> None:
+    if app.config["ENV_MODE"] == "production" and not app.config["SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY must be set in production (a long random string).")
+
+
+def _tune_sqlite(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    import sqlalchemy as sa
+
+    from lti_tool.extensions import db
+
+    with app.app_context():
+        @sa.event.listens_for(db.engine, "connect")
+        def _pragmas(connection, _record):
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()

@@ -1,0 +1,54 @@
+"""Who is asking: the launch named in the URL, proven by this browser's session, and its role."""
+from datetime import timedelta
+from functools import wraps
+
+from flask import abort, g, session
+
+from lti_tool.extensions import db
+from lti_tool.lti.claims import ToolRole
+from lti_tool.models import Launch
+from lti_tool.models.base import utcnow
+
+#: Launch ids this browser may use; the most recent few, so several courses can be open in tabs.
+SESSION_KEY = "launches"
+MAX_LAUNCHES_PER_BROWSER = 10
+#: A launch signs the user in for a working day; after that they relaunch from the LMS.
+LAUNCH_LIFETIME = timedelta(hours=8)
+
+_RANK = {ToolRole.MEMBER: 0, ToolRole.INSTRUCTOR: 1, ToolRole.ADMIN: 2}
+
+
+def remember_launch(launch_id: str) -> None:
+    """Let this browser use the launch (a signed cookie that stays a few hundred bytes)."""
+    ids = [i for i in session.get(SESSION_KEY, []) if i != launch_id]
+    session[SESSION_KEY] = (ids + [launch_id])[-MAX_LAUNCHES_PER_BROWSER:]
+    session.permanent = True
+
+
+def load_launch(launch_id: str) -> Launch:
+    """Return the launch if this browser holds it and it is still fresh; otherwise abort with 401."""
+    if launch_id not in session.get(SESSION_KEY, []):
+        abort(401, description="This page belongs to a launch that this browser did not make, or the "
+                               "session ended. Open the tool again from your course.")
+    launch = db.session.get(Launch, launch_id)
+    if launch is None or utcnow() - launch.created_at > LAUNCH_LIFETIME:
+        abort(401, description="Your session with the tool has ended. Open the tool again from your course.")
+    return launch
+
+
+def launch_required(minimum: ToolRole = ToolRole.MEMBER):
+    """Require a launch (from the `launch_id` URL part) whose role is at least `minimum`; put it in g."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            launch = load_launch(kwargs["launch_id"])
+            if _RANK[ToolRole(launch.role)] < _RANK[minimum]:
+                abort(403, description=f"This page is for {minimum.value}s; you launched the tool as a "
+                                       f"{launch.role}.")
+            g.launch = launch
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

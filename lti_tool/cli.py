@@ -1,0 +1,110 @@
+"""Command-line tools for admins: thin commands over the services; each commits once."""
+import json
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from lti_tool.extensions import db
+from lti_tool.lti import keys
+from lti_tool.services import platforms
+
+platform_cli = AppGroup("platform", help="Register the LMS platforms the tool trusts.")
+deployment_cli = AppGroup("deployment", help="Add deployments to a registered platform.")
+keys_cli = AppGroup("keys", help="The tool's signing keys.")
+
+
+@platform_cli.command("add")
+@click.option("--name", required=True, help="A label for admins, e.g. 'District Canvas'.")
+@click.option("--issuer", required=True, help="The platform's issuer (iss).")
+@click.option("--client-id", required=True, help="The client id the platform gave the tool.")
+@click.option("--auth-login-url", required=True, help="The platform's OIDC authorization endpoint.")
+@click.option("--auth-token-url", required=True, help="The platform's OAuth2 token endpoint.")
+@click.option("--key-set-url", help="The platform's JWKS URL.")
+@click.option("--key-set-file", type=click.File(), help="A JWKS file, when the platform has no key set URL.")
+@click.option("--auth-audience", help="The token endpoint's audience, when it is not the token URL.")
+@click.option("--deployment-id", "deployment_ids", multiple=True, help="A deployment id (repeat for several).")
+def platform_add(name, issuer, client_id, auth_login_url, auth_token_url, key_set_url, key_set_file,
+                 auth_audience, deployment_ids):
+    """Register a platform."""
+    data = {"name": name, "issuer": issuer, "client_id": client_id, "auth_login_url": auth_login_url,
+            "auth_token_url": auth_token_url, "key_set_url": key_set_url, "auth_audience": auth_audience,
+            "deployment_ids": list(deployment_ids)}
+    if key_set_file:
+        try:
+            data["key_set"] = json.load(key_set_file)
+        except ValueError as exc:
+            raise click.ClickException(f"--key-set-file is not JSON: {exc}") from exc
+    try:
+        platform = platforms.add_platform({k: v for k, v in data.items() if v is not None})
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    keys.ensure_active_key()
+    db.session.commit()
+    click.echo(f"Registered platform {platform.id}: {platform.name} ({platform.issuer}, client id "
+               f"{platform.client_id}) with {len(platform.deployments)} deployment(s).")
+
+
+@platform_cli.command("list")
+def platform_list():
+    """List the registered platforms and their deployments."""
+    rows = platforms.all_platforms()
+    if not rows:
+        click.echo("No platforms are registered. Add one with `flask --app lti_tool platform add` or "
+                   "LTI Dynamic Registration.")
+    for p in rows:
+        deployments = ", ".join(d.deployment_id for d in p.deployments) or "none yet"
+        click.echo(f"{p.id}\t{p.name}\n\tissuer: {p.issuer}\n\tclient id: {p.client_id}\n"
+                   f"\tlogin: {p.auth_login_url}\n\ttoken: {p.auth_token_url}\n"
+                   f"\tkey set: {p.key_set_url or 'stored'}\n\tdeployments: {deployments}"
+                   f"{' (new ones accepted)' if p.accept_new_deployments else ''}\n"
+                   f"\tregistered: {p.registered_by}, {p.created_at:%Y-%m-%d}")
+
+
+@platform_cli.command("remove")
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+@click.confirmation_option(prompt="Remove this platform and every course, account and launch recorded under it?")
+def platform_remove(issuer, client_id):
+    """Remove a platform and what was recorded under it."""
+    try:
+        platform = platforms.remove_platform(issuer, client_id)
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Removed platform {platform.name} ({issuer}, client id {client_id}).")
+
+
+@deployment_cli.command("add")
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+@click.option("--deployment-id", required=True)
+def deployment_add(issuer, client_id, deployment_id):
+    """Add a deployment id to a platform."""
+    try:
+        platforms.add_deployment(issuer, client_id, deployment_id)
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Added deployment {deployment_id} to {issuer} (client id {client_id}).")
+
+
+@keys_cli.command("rotate")
+def keys_rotate():
+    """Make a new active signing key; the previous key stays published."""
+    key = keys.rotate_keys()
+    db.session.commit()
+    click.echo(f"New active key {key.kid}. The JWKS publishes it and the previous key.")
+
+
+@keys_cli.command("list")
+def keys_list():
+    """List the published keys."""
+    for jwk in keys.public_jwks()["keys"]:
+        click.echo(jwk["kid"])
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    for group in (platform_cli, deployment_cli, keys_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,61 @@
+"""Settings: defaults first, then environment variables, then the overrides create_app() is given."""
+import os
+from pathlib import Path
+
+#: Every setting the tool reads from the environment, with its default and meaning (the README lists them).
+ENVIRONMENT_SETTINGS = {
+    "DATABASE_URL": "SQLAlchemy URL; default SQLite at instance/lti_tool.sqlite3",
+    "SECRET_KEY": "signs the session cookie; required outside development",
+    "PUBLIC_BASE_URL": "the address platforms reach the tool at, e.g. https://certificate.example.org",
+    "LTI_TOOL_ENV": "development (default) or production",
+    "LTI_DEMO_PLATFORM": "1 to offer the built-in demo LMS; on in development, off in production",
+    "LTI_CLOCK_LEEWAY": "seconds of clock skew allowed on iat/exp/nbf (default 60)",
+    "LTI_KEY_SET_REFETCH_SECONDS": "least time between two fetches of one platform's key set (default 30)",
+    "LTI_REGISTRATION_KEY": "the key in the Dynamic Registration URL (/lti/register?key=...); without it, "
+    "registration is open in development and off in production",
+    "TRUST_PROXY": "1 when behind a reverse proxy that sets X-Forwarded-Proto/Host",
+    "LOG_LEVEL": "INFO (default), DEBUG, WARNING",
+}
+
+
+def load_settings(instance_path: str) -> dict:
+    """Build the settings from defaults and the environment."""
+    env = os.environ
+    mode = env.get("LTI_TOOL_ENV", "development")
+    production = mode == "production"
+    default_db = "sqlite:///" + str(Path(instance_path) / "lti_tool.sqlite3")
+    database_url = env.get("DATABASE_URL", default_db)
+    if database_url.startswith("postgres://"):  # Heroku-style URLs
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    base_url = env.get("PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/")
+    secure = base_url.startswith("https://")
+    return {
+        "ENV_MODE": mode,
+        "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else "dev-only-not-secret"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PUBLIC_BASE_URL": base_url,
+        "DEMO_PLATFORM": env.get("LTI_DEMO_PLATFORM", "0" if production else "1") == "1",
+        "LTI_CLOCK_LEEWAY": int(env.get("LTI_CLOCK_LEEWAY", "60")),
+        "LTI_KEY_SET_REFETCH_SECONDS": int(env.get("LTI_KEY_SET_REFETCH_SECONDS", "30")),
+        "LTI_REGISTRATION_KEY": "the key in the Dynamic Registration URL (/lti/register?key=...); without it, "
+    "registration is open in development and off in production",
+    "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # Inside an LMS iframe the cookies are third-party: they need SameSite=None; Secure, and
+        # Partitioned (CHIPS) keeps them working where the browser blocks unpartitioned third-party cookies.
+        "SESSION_COOKIE_NAME": "lti_tool_session",
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_SAMESITE": "None" if secure else "Lax",
+        "SESSION_COOKIE_PARTITIONED": secure,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+        # An id_token is a few KB; anything far beyond that is not a launch.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 256 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": False,  # LMS iframes send no same-origin Referer
+        "HTTP_TIMEOUT": 10,
+    }

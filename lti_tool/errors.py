@@ -1,0 +1,60 @@
+"""One error page for people, JSON for machine callers; every refused launch is logged with its platform."""
+import logging
+
+from flask import render_template, request
+from werkzeug.exceptions import HTTPException
+
+from lti_tool.extensions import db
+from lti_tool.lti.errors import LaunchError
+
+log = logging.getLogger("lti_tool.errors")
+
+_TITLES = {
+    400: "The request could not be used",
+    401: "The tool could not sign you in",
+    403: "You do not have access to this",
+    404: "Not found",
+    405: "This address does not take that request",
+    413: "The request is too large",
+    429: "Too many requests",
+    500: "Something went wrong in the tool",
+}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.endswith(".json")
+
+
+def _render(status: int, message: str, reason: str | None = None, retry_url: str | None = None):
+    if _wants_json():
+        return {"error": reason or _TITLES.get(status, "error"), "message": message}, status
+    return render_template("errors/error.html", status=status, title=_TITLES.get(status, "Error"),
+                           message=message, reason=reason, retry_url=retry_url), status
+
+
+def init_app(app) -> None:
+    """Register the error handlers."""
+
+    @app.errorhandler(LaunchError)
+    def launch_refused(error: LaunchError):
+        db.session.rollback()  # nothing half-written stays
+        log.warning("refused %s %s: platform=%s reason=%s: %s", request.method, request.path,
+                    error.platform or "unknown", error.reason, error.message)
+        return _render(error.status, error.message, error.reason, error.retry_url)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        db.session.rollback()
+        if error.code and error.code >= 500:
+            log.error("HTTP %s on %s", error.code, request.path)
+        message = error.description or ""
+        if error.code == 413:
+            message = "The request is larger than this tool accepts."
+        return _render(error.code or 500, message)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        db.session.rollback()
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _render(500, "The tool hit an unexpected error and saved nothing from this request. "
+                            "Try again; if it keeps happening, tell the program's administrators.")

@@ -1,0 +1,326 @@
+"""The launch: every check of the 1EdTech security framework, then the records a launch keeps.
+
+pylti1p3's MessageLaunch drives the validation; the checks it lacks or gets wrong are overridden here:
+nonces used once (atomically), `aud`/`azp`, clock leeway, RS256 only, key sets cached and refetched for an
+unknown `kid`, state and launch data kept server-side.
+"""
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt
+import sqlalchemy as sa
+from flask import current_app, url_for
+from pylti1p3.contrib.flask import FlaskCookieService, FlaskRequest
+from pylti1p3.exception import LtiException
+from pylti1p3.message_launch import MessageLaunch
+from pylti1p3.session import SessionService
+
+from lti_tool.extensions import db
+from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, ToolRole, tool_role
+from lti_tool.lti.errors import LaunchError
+from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, unknown_deployment_message
+from lti_tool.lti.platform_keys import public_key_for
+from lti_tool.lti.tool_config import DatabaseToolConf, ToolRegistration, find_deployment, find_platform
+from lti_tool.models import Launch, LoginState, Platform
+from lti_tool.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ID_TOKEN_LENGTH = 64 * 1024
+SUPPORTED_MESSAGES = {MessageType.RESOURCE_LINK, MessageType.DEEP_LINKING}
+
+
+class _StoredLaunches(SessionService):
+    """pylti1p3's session service, reading launch data from the launches table instead of the cookie."""
+
+    def __init__(self):  # no cookie-backed storage at all
+        pass
+
+    def get_launch_data(self, key):
+        launch = db.session.get(Launch, key)
+        return launch.claims if launch else None
+
+
+@dataclass
+class PendingStorageCheck:
+    """The browser lost the state cookie but the platform offered postMessage storage: check there."""
+
+    state: str
+    nonce: str
+    id_token: str
+    storage_target: str
+
+
+class ToolMessageLaunch(MessageLaunch):
+    """A launch validated against the database's registrations, with the checks pylti1p3 leaves out."""
+
+    def __init__(self, request: FlaskRequest, cookies):
+        super().__init__(request, DatabaseToolConf(), session_service=_StoredLaunches(),
+                         cookie_service=FlaskCookieService(request))
+        self._request_cookies = cookies
+        self.platform: Platform | None = None
+        self.login: LoginState | None = None
+
+    def _get_request_param(self, key):
+        return self._request.get_param(key)
+
+    # -- the order matters: nothing is consumed or written until the token itself is proven good --
+    def validate(self):
+        """Run every check, consume the state and nonce last; return self."""
+        self._validated = True
+        try:
+            self.validate_jwt_format()
+            self.validate_registration()
+            self.validate_jwt_signature()
+            self.validate_deployment()
+            self.validate_message()
+            self.validate_state()
+            self.validate_nonce()
+        except LtiException as exc:  # a pylti1p3 check we did not replace
+            self._validated = False
+            raise LaunchError("invalid_launch", f"The launch is not valid: {exc}.",
+                              platform=self._issuer_for_logs()) from exc
+        except Exception:
+            self._validated = False
+            raise
+        return self
+
+    def _issuer_for_logs(self) -> str | None:
+        body = self._jwt.get("body") or {}
+        return body.get("iss") if isinstance(body.get("iss"), str) else None
+
+    def _fail(self, reason: str, message: str, status: int = 400):
+        raise LaunchError(reason, message, status=status, platform=self._issuer_for_logs())
+
+    def validate_jwt_format(self):
+        id_token = self._request.get_param("id_token")
+        if not id_token:
+            error = self._request.get_param("error")
+            if error:  # the platform refused the login and said why (OIDC error response)
+                description = self._request.get_param("error_description") or ""
+                self._fail("platform_error", f"The platform refused the launch: {error} {description}".strip())
+            self._fail("no_id_token", "The launch request has no id_token. Launches must come from the platform "
+                       "after the login at /lti/login.")
+        if len(id_token) > MAX_ID_TOKEN_LENGTH:
+            self._fail("bad_token", "The id_token is far larger than any launch token; it was refused.")
+        try:
+            header = jwt.get_unverified_header(id_token)
+            body = jwt.decode(id_token, options={"verify_signature": False})
+        except (jwt.DecodeError, ValueError, TypeError):
+            self._fail("bad_token", "The id_token is not a valid JWT (it must be three base64url parts of JSON).")
+        if not isinstance(body, dict) or not isinstance(header, dict):
+            self._fail("bad_token", "The id_token is not a valid JWT.")
+        self._jwt = {"header": header, "body": body}
+        alg = header.get("alg")
+        if alg != "RS256":
+            self._fail("bad_alg", f"The id_token is signed with '{alg}'; LTI 1.3 accepts only RS256.", 401)
+        if not isinstance(header.get("kid"), str) or not header.get("kid"):
+            self._fail("no_kid", "The id_token's header has no 'kid', so the platform key cannot be chosen.", 401)
+        return self
+
+    def _client_id_candidates(self) -> list[str]:
+        body = self._jwt["body"]
+        aud = body.get("aud")
+        auds = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+        azp = body.get("azp")
+        return [azp] if isinstance(azp, str) else auds
+
+    def get_client_id(self):
+        return self.platform.client_id if self.platform else super().get_client_id()
+
+    def validate_registration(self):
+        body = self._jwt["body"]
+        issuer = body.get("iss")
+        if not isinstance(issuer, str) or not issuer:
+            self._fail("no_iss", "The id_token has no 'iss' (issuer).")
+        candidates = self._client_id_candidates()
+        if not candidates:
+            self._fail("no_aud", "The id_token has no 'aud' (audience): it must contain the tool's client id.")
+        for client_id in candidates:
+            self.platform = find_platform(issuer, client_id)
+            if self.platform:
+                break
+        if self.platform is None:
+            self._fail("unknown_platform",
+                       f"No platform is registered for issuer {issuer} with client id {', '.join(candidates)}: "
+                       "add it with `flask --app lti_tool platform add` or LTI Dynamic Registration.")
+        self._registration = ToolRegistration(self.platform)
+        aud = body.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud
+        azp = body.get("azp")
+        if self.platform.client_id not in auds:
+            self._fail("bad_aud", f"The id_token's audience ({aud}) does not contain the client id "
+                       f"{self.platform.client_id}.", 401)
+        if (azp is not None or len(auds) > 1) and azp != self.platform.client_id:
+            self._fail("bad_azp", f"The id_token's azp ({azp}) is not the tool's client id "
+                       f"{self.platform.client_id}.", 401)
+        return self
+
+    def validate_jwt_signature(self):
+        key = public_key_for(self.platform, self._jwt["header"]["kid"])
+        leeway = current_app.config["LTI_CLOCK_LEEWAY"]
+        try:
+            jwt.decode(self._request.get_param("id_token"), key, algorithms=["RS256"],
+                       audience=self.platform.client_id, issuer=self.platform.issuer, leeway=leeway,
+                       options={"require": ["exp", "iat", "iss", "aud", "nonce"]})
+        except jwt.ExpiredSignatureError:
+            expired = _when(self._jwt["body"].get("exp"))
+            self._fail("expired", f"The launch token expired at {expired} (tool time {_when(None)}, with "
+                       f"{leeway} s of leeway). Relaunch from the course; if this keeps happening, check the "
+                       "clocks of the platform and of the tool's server.", 401)
+        except jwt.ImmatureSignatureError:
+            issued = _when(self._jwt["body"].get("iat"))
+            self._fail("issued_in_future", f"The launch token was issued at {issued}, later than the tool's "
+                       f"time {_when(None)} by more than {leeway} s: the platform's clock is ahead. "
+                       "Fix the clock, or raise LTI_CLOCK_LEEWAY.", 401)
+        except jwt.MissingRequiredClaimError as exc:
+            self._fail("missing_claim", f"The id_token has no '{exc.claim}' claim.", 401)
+        except jwt.InvalidSignatureError:
+            self._fail("bad_signature", f"The id_token's signature does not match key "
+                       f"'{self._jwt['header']['kid']}' of {self.platform.name}: it was not signed by the "
+                       "platform, or it was altered.", 401)
+        except jwt.InvalidTokenError as exc:
+            self._fail("invalid_token", f"The id_token was refused: {exc}.", 401)
+        return self
+
+    def validate_deployment(self):
+        deployment_id = self._jwt["body"].get(Claim.DEPLOYMENT_ID)
+        if not isinstance(deployment_id, str) or not deployment_id:
+            self._fail("no_deployment", "The id_token has no deployment_id claim.")
+        if len(deployment_id) > 255:
+            self._fail("no_deployment", "The deployment_id is longer than 255 characters.")
+        if find_deployment(self.platform, deployment_id) is None and not self.platform.accept_new_deployments:
+            self._fail("unknown_deployment", unknown_deployment_message(self.platform, deployment_id), 403)
+        return self
+
+    def validate_message(self):
+        body = self._jwt["body"]
+        message_type = body.get(Claim.MESSAGE_TYPE)
+        if message_type not in SUPPORTED_MESSAGES:
+            self._fail("bad_message_type", f"The message type '{message_type}' is not one this tool handles "
+                       f"({', '.join(sorted(SUPPORTED_MESSAGES))}).")
+        if body.get(Claim.VERSION) != LTI_VERSION:
+            self._fail("bad_version", f"The LTI version is '{body.get(Claim.VERSION)}'; this tool speaks 1.3.0.")
+        sub = body.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 255:
+            self._fail("no_sub", "The id_token has no 'sub': this tool needs to know the user (anonymous "
+                       "launches are not supported).")
+        roles = body.get(Claim.ROLES)
+        if not isinstance(roles, list):
+            self._fail("no_roles", "The id_token has no roles claim.")
+        if message_type == MessageType.RESOURCE_LINK:
+            link = body.get(Claim.RESOURCE_LINK)
+            if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link.get("id"):
+                self._fail("no_resource_link", "The resource link launch has no resource_link id.")
+        else:
+            settings = body.get(Claim.DEEP_LINKING_SETTINGS)
+            if not isinstance(settings, dict) or not isinstance(settings.get("deep_link_return_url"), str):
+                self._fail("bad_deep_linking", "The deep linking request has no deep_link_return_url.")
+        context = body.get(Claim.CONTEXT)
+        if context is not None and (not isinstance(context, dict) or not isinstance(context.get("id"), str)):
+            self._fail("bad_context", "The context claim has no id.")
+        return self
+
+    def validate_state(self):
+        state = self._request.get_param("state")
+        if not state:
+            self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
+                       "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
+        self.login = db.session.get(LoginState, state) if len(state) <= 64 else None
+        if self.login is None or self.login.platform_id != self.platform.id:
+            self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
+                       "Relaunch the tool from the course.", 401)
+        if self.login.used_at is not None:
+            self._fail("replayed", "This launch link was already used. Each launch works once: relaunch the tool "
+                       "from the course.", 401)
+        if utcnow() - self.login.created_at > LOGIN_TTL:
+            self._fail("login_expired", "The login for this launch started more than "
+                       f"{int(LOGIN_TTL.total_seconds() // 60)} minutes ago. Relaunch the tool from the course.", 401)
+        return self
+
+    def validate_nonce(self):
+        nonce = self._jwt["body"].get("nonce")
+        if not isinstance(nonce, str) or nonce != self.login.nonce:
+            self._fail("bad_nonce", "The id_token's nonce is not the one this tool issued for this login.", 401)
+        return self
+
+    def browser_holds_state(self) -> bool:
+        """Whether this browser is the one that began the login (it holds the state cookie)."""
+        return self._request_cookies.get(STATE_COOKIE_PREFIX + self.login.state) == "1"
+
+    def consume_login(self) -> None:
+        """Mark the state and nonce used, atomically: a second use of this id_token is refused."""
+        result = db.session.execute(
+            sa.update(LoginState)
+            .where(LoginState.state == self.login.state, LoginState.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            self._fail("replayed", "This launch link was already used. Each launch works once: relaunch the tool "
+                       "from the course.", 401)
+
+    @property
+    def claims(self) -> dict:
+        """Return the validated claims."""
+        return self._jwt["body"]
+
+
+def _when(timestamp) -> str:
+    if timestamp is None:
+        return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(float(timestamp), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return repr(timestamp)
+
+
+def validate_launch(cookies, storage_verified: bool = False) -> ToolMessageLaunch | PendingStorageCheck:
+    """Validate the launch in the current request.
+
+    Returns the validated launch with its login consumed, or a PendingStorageCheck when the browser lost
+    the state cookie and the platform's postMessage storage must confirm the state first.
+    """
+    launch = ToolMessageLaunch(FlaskRequest(), cookies)
+    launch.validate()
+    if not launch.browser_holds_state():
+        if launch.login.storage_target and not storage_verified:
+            return PendingStorageCheck(state=launch.login.state, nonce=launch.login.nonce,
+                                       id_token=launch._request.get_param("id_token"),
+                                       storage_target=launch.login.storage_target)
+        if not launch.login.storage_target:
+            raise LaunchError(
+                "no_state_cookie",
+                "Your browser did not keep this tool's cookie inside the course page (third-party cookies are "
+                "blocked), so the launch could not be tied to you. Open the tool in a new window to continue.",
+                status=401, platform=launch.platform.issuer, retry_url=_new_window_login_url(launch.login))
+    launch.consume_login()
+    return launch
+
+
+def _new_window_login_url(login: LoginState) -> str:
+    return url_for("lti.login", **(login.login_params or {}))
+
+
+def new_launch_id() -> str:
+    """Return a fresh launch id."""
+    return str(uuid.uuid4())
+
+
+def role_for(claims: dict) -> ToolRole:
+    """Return the tool role the launch's LTI roles grant, or refuse the launch."""
+    role = tool_role(claims.get(Claim.ROLES) or [])
+    if role is None:
+        roles = ", ".join(str(r) for r in (claims.get(Claim.ROLES) or [])) or "none"
+        raise LaunchError("no_role", f"The platform sent no role this tool recognises (roles: {roles}). Members "
+                          "need a Learner role and instructors an Instructor role in the course.", status=403,
+                          platform=claims.get("iss"))
+    return role
+
+
+def dump_claims(claims: dict) -> dict:
+    """Return the claims as plain JSON (what the launches table stores)."""
+    return json.loads(json.dumps(claims))

@@ -1,0 +1,118 @@
+"""OIDC third-party initiated login: check the platform, remember state and nonce server-side, redirect."""
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode, urlparse
+
+import sqlalchemy as sa
+
+from lti_tool.extensions import db
+from lti_tool.lti.errors import LaunchError
+from lti_tool.lti.tool_config import find_deployment, find_platform
+from lti_tool.models import LoginState, Platform
+from lti_tool.models.base import utcnow
+
+#: How long a login may take between the tool's redirect and the platform's launch POST.
+LOGIN_TTL = timedelta(minutes=10)
+#: Login records are kept a while after use so a replay is told "already used", then purged.
+LOGIN_RECORD_RETENTION = timedelta(days=1)
+#: Only the parameters LTI defines are remembered (to restart the login in a new window).
+LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
+STATE_COOKIE_PREFIX = "lti_state_"
+
+
+@dataclass(frozen=True)
+class LoginRedirect:
+    """Where to send the browser, and what to remember in it."""
+
+    url: str
+    state: str
+    nonce: str
+    storage_target: str | None
+
+
+def _param(params, name: str, max_len: int = 2048) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > max_len:
+        raise LaunchError("bad_login", f"The login parameter '{name}' is longer than {max_len} characters.")
+    return value
+
+
+def begin_login(params, launch_url: str, public_base_url: str) -> LoginRedirect:
+    """Validate a login initiation request and record its state and nonce for the launch to consume."""
+    issuer = _param(params, "iss")
+    login_hint = _param(params, "login_hint")
+    target_link_uri = _param(params, "target_link_uri")
+    client_id = _param(params, "client_id", 255)
+    deployment_id = _param(params, "lti_deployment_id", 255)
+    if not issuer:
+        raise LaunchError("bad_login", "The login request has no 'iss' (issuer). The platform must start the "
+                          "launch at this URL with iss, login_hint and target_link_uri.")
+    if not login_hint:
+        raise LaunchError("bad_login", "The login request has no 'login_hint'. The platform must send it.",
+                          platform=issuer)
+    if not target_link_uri:
+        raise LaunchError("bad_login", "The login request has no 'target_link_uri'.", platform=issuer)
+    if urlparse(target_link_uri).netloc != urlparse(public_base_url).netloc:
+        raise LaunchError("bad_login", f"The target_link_uri {target_link_uri} is not an address of this tool "
+                          f"({public_base_url}). Check the target link URI in the platform's settings.",
+                          platform=issuer)
+
+    platform = find_platform(issuer, client_id)
+    if platform is None:
+        raise LaunchError("unknown_platform", _unknown_platform_message(issuer, client_id), platform=issuer)
+    if deployment_id and find_deployment(platform, deployment_id) is None and not platform.accept_new_deployments:
+        raise LaunchError("unknown_deployment", unknown_deployment_message(platform, deployment_id),
+                          platform=issuer)
+
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    storage_target = _param(params, "lti_storage_target", 100)
+    db.session.add(LoginState(
+        state=state, nonce=nonce, platform_id=platform.id, storage_target=storage_target,
+        login_params={k: params.get(k) for k in LOGIN_PARAMS if params.get(k)},
+    ))
+    auth_params = {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": platform.client_id,
+        "redirect_uri": launch_url,
+        "state": state,
+        "nonce": nonce,
+        "login_hint": login_hint,
+    }
+    if params.get("lti_message_hint"):
+        auth_params["lti_message_hint"] = params.get("lti_message_hint")
+    separator = "&" if "?" in platform.auth_login_url else "?"
+    return LoginRedirect(url=platform.auth_login_url + separator + urlencode(auth_params), state=state,
+                         nonce=nonce, storage_target=storage_target)
+
+
+def _unknown_platform_message(issuer: str, client_id: str | None) -> str:
+    if client_id:
+        return (f"No platform is registered for issuer {issuer} with client id {client_id}: add it with "
+                "`flask --app lti_tool platform add` or LTI Dynamic Registration.")
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(Platform).where(Platform.issuer == issuer))
+    if count:
+        return (f"Several registrations share issuer {issuer} and the login request did not say which client id "
+                "it is for. Ask the platform to send client_id, or remove the registrations not in use.")
+    return (f"No platform is registered for issuer {issuer}: add it with `flask --app lti_tool platform add` "
+            "or LTI Dynamic Registration.")
+
+
+def unknown_deployment_message(platform: Platform, deployment_id: str) -> str:
+    """Explain an unknown deployment id and how to add it."""
+    return (f"Deployment {deployment_id} is not registered for {platform.name} (issuer {platform.issuer}, "
+            f"client id {platform.client_id}): add it with `flask --app lti_tool deployment add --issuer "
+            f"{platform.issuer} --client-id {platform.client_id} --deployment-id {deployment_id}`.")
+
+
+def purge_login_states() -> int:
+    """Delete login records past their retention; return how many went."""
+    cutoff = utcnow() - LOGIN_RECORD_RETENTION
+    result = db.session.execute(sa.delete(LoginState).where(LoginState.created_at < cutoff))
+    return result.rowcount or 0

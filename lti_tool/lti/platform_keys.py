@@ -1,0 +1,105 @@
+"""The platforms' public keys: fetched once, shared by every worker, fetched again for an unknown `kid`."""
+import json
+import logging
+import threading
+from datetime import timedelta
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+from jwt.algorithms import RSAAlgorithm
+
+from lti_tool.extensions import db
+from lti_tool.lti.errors import LaunchError
+from lti_tool.models import Platform
+from lti_tool.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Parsed keys by (kid, modulus): parsing a JWK costs more than verifying a signature.
+_parsed_keys: dict[tuple[str, str], object] = {}
+_parsed_lock = threading.Lock()
+
+MAX_KEY_SET_BYTES = 512 * 1024
+
+
+def _find_jwk(key_set: dict | None, kid: str) -> dict | None:
+    if not isinstance(key_set, dict):
+        return None
+    for jwk in key_set.get("keys") or []:
+        if isinstance(jwk, dict) and jwk.get("kid") == kid:
+            return jwk
+    return None
+
+
+def fetch_key_set(url: str) -> dict:
+    """GET a JWKS document, refusing anything that is not one."""
+    try:
+        response = requests.get(url, timeout=current_app.config["HTTP_TIMEOUT"],
+                                headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise LaunchError("key_set_unreachable",
+                          f"The platform's key set at {url} could not be fetched ({exc.__class__.__name__}). "
+                          "Check the key set URL of this platform and that the tool can reach it.") from exc
+    if response.status_code != 200 or len(response.content) > MAX_KEY_SET_BYTES:
+        raise LaunchError("key_set_unreachable",
+                          f"The platform's key set at {url} answered HTTP {response.status_code}. "
+                          "Check the key set URL of this platform.")
+    try:
+        key_set = response.json()
+    except ValueError as exc:
+        raise LaunchError("key_set_invalid", f"The platform's key set at {url} is not JSON.") from exc
+    if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):
+        raise LaunchError("key_set_invalid", f"The platform's key set at {url} has no 'keys' list.")
+    return key_set
+
+
+def _store_fetched(platform: Platform, key_set: dict) -> None:
+    # Its own short transaction: the cache must survive even when this launch is refused later.
+    now = utcnow()
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Platform).where(Platform.id == platform.id)
+                     .values(cached_key_set=key_set, key_set_fetched_at=now))
+    platform.cached_key_set = key_set
+    platform.key_set_fetched_at = now
+    # The ORM must not write these again with the launch's own transaction.
+    db.session.expire(platform, ["cached_key_set", "key_set_fetched_at"])
+
+
+def public_key_for(platform: Platform, kid: str):
+    """Return the platform's public key with this `kid`, fetching the key set when it is not known yet."""
+    jwk = _find_jwk(platform.key_set, kid)
+    if jwk is None and platform.key_set_url:
+        jwk = _find_jwk(platform.cached_key_set, kid)
+        if jwk is None:
+            fetched_at = platform.key_set_fetched_at
+            min_gap = timedelta(seconds=current_app.config["LTI_KEY_SET_REFETCH_SECONDS"])
+            # A forged token with random kids must not make the tool hammer the platform.
+            if fetched_at is None or utcnow() - fetched_at >= min_gap:
+                key_set = fetch_key_set(platform.key_set_url)
+                log.info("fetched key set of platform %s (%s): %d keys", platform.id, platform.issuer,
+                         len(key_set["keys"]))
+                _store_fetched(platform, key_set)
+                jwk = _find_jwk(key_set, kid)
+    if jwk is None:
+        where = platform.key_set_url or "the key set stored for it"
+        raise LaunchError("unknown_kid",
+                          f"The launch was signed with key '{kid}', which is not in the key set of "
+                          f"{platform.name} ({where}). If the platform rotated its keys, try again in a minute; "
+                          "otherwise check the platform's key set URL.", status=401, platform=platform.issuer)
+    if jwk.get("kty") != "RSA" or jwk.get("alg", "RS256") != "RS256":
+        raise LaunchError("bad_key", f"Key '{kid}' of {platform.name} is not an RS256 key; LTI 1.3 requires RS256.",
+                          status=401, platform=platform.issuer)
+    cache_key = (kid, str(jwk.get("n")))
+    key = _parsed_keys.get(cache_key)
+    if key is None:
+        try:
+            key = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        except Exception as exc:  # any malformed JWK is the platform's error, not ours
+            raise LaunchError("bad_key", f"Key '{kid}' of {platform.name} could not be read as an RSA key.",
+                              status=401, platform=platform.issuer) from exc
+        with _parsed_lock:
+            if len(_parsed_keys) > 1000:
+                _parsed_keys.clear()
+            _parsed_keys[cache_key] = key
+    return key

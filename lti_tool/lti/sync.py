@@ -1,0 +1,61 @@
+"""Keep the members, courses, enrolments and resource links a launch tells us about (upserts)."""
+from lti_tool.extensions import db
+from lti_tool.lti.claims import Claim, MessageType
+from lti_tool.lti.launch import ToolMessageLaunch, dump_claims, new_launch_id, role_for
+from lti_tool.models import Account, Course, Deployment, Enrolment, Launch, ResourceLink
+from lti_tool.models.base import upsert, utcnow
+
+
+def _text(value, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def record_launch(launch: ToolMessageLaunch) -> Launch:
+    """Upsert the account, course, enrolment and resource link of a validated launch; store the launch."""
+    claims = launch.claims
+    platform = launch.platform
+    role = role_for(claims)
+    now = utcnow()
+    session = db.session
+
+    account_id = upsert(session, Account, {
+        "platform_id": platform.id, "sub": claims["sub"],
+        "name": _text(claims.get("name"), 300), "given_name": _text(claims.get("given_name"), 200),
+        "family_name": _text(claims.get("family_name"), 200), "email": _text(claims.get("email"), 320),
+        "created_at": now, "last_launch_at": now,
+    }, conflict=["platform_id", "sub"], update=["name", "given_name", "family_name", "email", "last_launch_at"])
+
+    deployment_pk = upsert(session, Deployment, {
+        "platform_id": platform.id, "deployment_id": claims[Claim.DEPLOYMENT_ID], "created_at": now,
+    }, conflict=["platform_id", "deployment_id"], update=[])
+
+    course_id = resource_link_pk = None
+    context = claims.get(Claim.CONTEXT)
+    if isinstance(context, dict):
+        course_id = upsert(session, Course, {
+            "platform_id": platform.id, "deployment_id": deployment_pk, "context_id": context["id"][:255],
+            "title": _text(context.get("title"), 500), "label": _text(context.get("label"), 255),
+            "created_at": now,
+        }, conflict=["platform_id", "deployment_id", "context_id"], update=["title", "label"])
+        upsert(session, Enrolment, {
+            "account_id": account_id, "course_id": course_id,
+            "lti_roles": " ".join(r for r in claims.get(Claim.ROLES, []) if isinstance(r, str))[:4000],
+            "role": role.value, "updated_at": now,
+        }, conflict=["account_id", "course_id"], update=["lti_roles", "role", "updated_at"])
+        link = claims.get(Claim.RESOURCE_LINK)
+        if claims.get(Claim.MESSAGE_TYPE) == MessageType.RESOURCE_LINK and isinstance(link, dict):
+            custom = claims.get(Claim.CUSTOM)
+            resource_link_pk = upsert(session, ResourceLink, {
+                "course_id": course_id, "resource_link_id": link["id"][:255],
+                "title": _text(link.get("title"), 500),
+                "custom": custom if isinstance(custom, dict) else None, "created_at": now,
+            }, conflict=["course_id", "resource_link_id"], update=["title", "custom"])
+
+    record = Launch(
+        id=new_launch_id(), platform_id=platform.id, account_id=account_id, course_id=course_id,
+        resource_link_id=resource_link_pk, message_type=claims[Claim.MESSAGE_TYPE], role=role.value,
+        claims=dump_claims(claims), created_at=now,
+    )
+    session.add(record)
+    session.flush()
+    return record

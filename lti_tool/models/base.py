@@ -1,0 +1,59 @@
+"""The declarative base every model shares, with a naming convention so Alembic names constraints."""
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC, timezone-aware."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def upsert(session, model, values: dict, conflict: list[str], update: list[str]):
+    """Insert a row or, when the unique key `conflict` exists, update `update`; return the row's id.
+
+    One statement on SQLite and PostgreSQL alike, so two launches at once cannot both insert.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**values)
+    set_ = {name: statement.excluded[name] for name in update}
+    if set_:
+        statement = statement.on_conflict_do_update(index_elements=conflict, set_=set_)
+    else:  # still return the id of the existing row: a no-op update does that
+        statement = statement.on_conflict_do_update(index_elements=conflict, set_={conflict[0]: statement.excluded[conflict[0]]})
+    return session.execute(statement.returning(model.id)).scalar_one()

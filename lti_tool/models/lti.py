@@ -1,0 +1,146 @@
+"""Platforms (LMS registrations), deployments, the tool's keys, courses, resource links and launches."""
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lti_tool.models.base import Base, UTCDateTime, utcnow
+
+
+class Platform(Base):
+    """One registration of the tool in one LMS: found by issuer *and* client id."""
+
+    __tablename__ = "platforms"
+    __table_args__ = (sa.UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: A label for admins ("District Canvas", "State university Moodle").
+    name: Mapped[str] = mapped_column(sa.String(200))
+    issuer: Mapped[str] = mapped_column(sa.String(500))
+    client_id: Mapped[str] = mapped_column(sa.String(255))
+    auth_login_url: Mapped[str] = mapped_column(sa.String(1000))
+    auth_token_url: Mapped[str] = mapped_column(sa.String(1000))
+    #: The audience of the client-credentials assertion when it differs from the token URL.
+    auth_audience: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    key_set_url: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    #: A key set pasted by the admin instead of a URL (or the demo platform's own).
+    key_set: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    #: The last key set fetched from key_set_url; shared by every worker so each key is fetched once.
+    cached_key_set: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    key_set_fetched_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    #: Trust a new deployment id in a launch signed by this platform (set by Dynamic Registration when the
+    #: platform does not say the deployment id, as Canvas does: it makes deployments when admins install).
+    accept_new_deployments: Mapped[bool] = mapped_column(default=False)
+    #: "manual", "dynamic" (LTI Dynamic Registration) or "demo".
+    registered_by: Mapped[str] = mapped_column(sa.String(20), default="manual")
+    #: The LMS product seen in registration or launches ("canvas", "moodle", ...), for admins.
+    product: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    deployments: Mapped[list["Deployment"]] = relationship(
+        back_populates="platform", cascade="all, delete-orphan", order_by="Deployment.id"
+    )
+
+
+class Deployment(Base):
+    """An installation of the tool inside a platform (a Canvas account or course, a Moodle tool type)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (sa.UniqueConstraint("platform_id", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    platform: Mapped[Platform] = relationship(back_populates="deployments")
+
+
+class ToolKey(Base):
+    """An RSA key pair the tool signs with; the JWKS publishes the active key and the one before it."""
+
+    __tablename__ = "tool_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    private_key_pem: Mapped[str] = mapped_column(sa.Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when a newer key took over; the key is still published until the next rotation.
+    retired_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Course(Base):
+    """An LMS course (LTI context), per platform, deployment and context id."""
+
+    __tablename__ = "courses"
+    __table_args__ = (sa.UniqueConstraint("platform_id", "deployment_id", "context_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
+    deployment_id: Mapped[int] = mapped_column(sa.ForeignKey("deployments.id", ondelete="CASCADE"))
+    context_id: Mapped[str] = mapped_column(sa.String(255))
+    title: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    label: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    platform: Mapped[Platform] = relationship()
+
+
+class ResourceLink(Base):
+    """A placement of the tool in a course (a Canvas assignment or link, a Moodle activity)."""
+
+    __tablename__ = "resource_links"
+    __table_args__ = (sa.UniqueConstraint("course_id", "resource_link_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[str] = mapped_column(sa.String(255))
+    title: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    #: The custom parameters the placement carries (module slug, mode), as last launched.
+    custom: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginState(Base):
+    """One OIDC login in flight: its state and nonce, kept server-side and used at most once."""
+
+    __tablename__ = "login_states"
+
+    state: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
+    #: The login parameters, to restart the login in a new window when the iframe loses its cookies.
+    login_params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    #: The platform's postMessage storage frame, when it offered one (lti_storage_target).
+    storage_target: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: Set, atomically, by the one launch that consumed this state and nonce.
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Launch(Base):
+    """A validated launch: who, where, in which role, with the claims kept server-side."""
+
+    __tablename__ = "launches"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    course_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("resource_links.id", ondelete="CASCADE")
+    )
+    message_type: Mapped[str] = mapped_column(sa.String(50))
+    #: member, instructor or admin: what this launch may do in this course.
+    role: Mapped[str] = mapped_column(sa.String(20))
+    claims: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: When the launch was carried into a new window (browsers that block cookies in the LMS iframe); once only.
+    handoff_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    platform: Mapped[Platform] = relationship()
+    account: Mapped["Account"] = relationship()  # noqa: F821
+    course: Mapped[Optional[Course]] = relationship()
+    resource_link: Mapped[Optional[ResourceLink]] = relationship()

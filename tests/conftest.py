@@ -1,0 +1,127 @@
+"""Fixtures: a fresh app and database per test (SQLite, or PostgreSQL with TEST_DATABASE_URL), the LMS
+emulator, and a helper that drives a whole launch through the real endpoints."""
+import html
+import os
+import re
+import socket
+
+import pytest
+import sqlalchemy as sa
+
+from lti_tool import create_app
+from lti_tool.extensions import db
+from lti_tool.lti import keys
+from lti_tool.services import platforms
+from tests.platform import PlatformEmulator, login_params
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def only_loopback(monkeypatch):
+    """Forbid real network calls: tests talk only to the emulators they start on loopback."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and "/" not in host:
+            raise RuntimeError(f"test tried to reach {address}: only loopback is allowed")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _database_url(tmp_path) -> str:
+    return POSTGRES_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.fixture
+def app(tmp_path):
+    """Return a fresh app on an empty database."""
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path),
+        "PUBLIC_BASE_URL": "http://localhost:5000",
+        "SECRET_KEY": "test-secret",
+        "DEMO_PLATFORM": True,
+        "LTI_KEY_SET_REFETCH_SECONDS": 0,
+        "REGISTRATION_KEY": "",
+    })
+    app.instance_path = str(tmp_path / "instance")
+    with app.app_context():
+        _reset_schema()
+        keys.ensure_active_key()
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _reset_schema():
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db.create_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_platform(app):
+    """Start an LMS emulator and register it with the tool; return the emulator."""
+    started = []
+
+    def factory(register: bool = True, **kwargs) -> PlatformEmulator:
+        emulator = PlatformEmulator(**kwargs)
+        started.append(emulator)
+        if register:
+            with app.app_context():
+                platforms.add_platform(emulator.registration)
+                db.session.commit()
+        return emulator
+
+    yield factory
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def platform(make_platform):
+    """A registered Moodle-like platform."""
+    return make_platform()
+
+
+@pytest.fixture
+def do_launch(client):
+    """Drive login (GET or POST), the platform's authorization, and the launch POST; return the response."""
+
+    def run(emulator: PlatformEmulator, user: str = "member", method: str = "GET", browser=None, **params):
+        browser = browser or client
+        query = login_params(emulator, user, **params)
+        if method == "POST":
+            response = browser.post("/lti/login", data=query)
+        else:
+            response = browser.get("/lti/login", query_string=query)
+        if "lti_storage_target" in query:
+            # The tool answers with a page that stores state and nonce with the platform, then goes on.
+            assert response.status_code == 200
+            location = html.unescape(re.search(r'id="continue" class="button" href="([^"]+)"',
+                                               response.get_data(as_text=True)).group(1))
+        else:
+            assert response.status_code == 302, response.get_data(as_text=True)
+            location = response.location
+        form = emulator.authorize(location)
+        action = form.pop("action")
+        assert action == "http://localhost:5000/lti/launch"
+        return browser.post("/lti/launch", data=form)
+
+    return run

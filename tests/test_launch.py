@@ -1,0 +1,314 @@
+"""Launches through the real login, authorization and launch endpoints, and every way one is refused."""
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from lti_tool.extensions import db
+from lti_tool.models import Account, Course, Enrolment, Launch, LoginState, ResourceLink
+from tests.platform import LTI, MEMBERSHIP, KeyPair, login_params, state_and_nonce
+
+
+def page(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def test_member_launch_lands_on_a_page_saying_who_where_and_role(app, client, platform, do_launch):
+    response = do_launch(platform, "member")
+    assert response.status_code == 303
+    home = client.get(response.location)
+    assert home.status_code == 200
+    text = page(home)
+    assert "Maria Member" in text and "maria@example.org" in text
+    assert "Course course-101" in text
+    assert "<dd>Member</dd>" in text
+
+
+def test_instructor_launch_gets_instructor_role(client, platform, do_launch):
+    home = client.get(do_launch(platform, "instructor").location)
+    assert "<dd>Instructor</dd>" in page(home)
+
+
+def test_institution_admin_gets_admin_role(client, platform, do_launch):
+    home = client.get(do_launch(platform, "admin").location)
+    assert "<dd>Admin</dd>" in page(home)
+
+
+def test_launch_records_account_course_enrolment_and_resource_link(app, platform, do_launch):
+    do_launch(platform, "member")
+    do_launch(platform, "member")  # a second launch updates, never duplicates
+    with app.app_context():
+        account = db.session.scalars(sa.select(Account)).one()
+        assert (account.sub, account.name, account.email) == ("user-member-1", "Maria Member", "maria@example.org")
+        course = db.session.scalars(sa.select(Course)).one()
+        assert course.context_id == "course-101"
+        enrolment = db.session.scalars(sa.select(Enrolment)).one()
+        assert enrolment.role == "member" and MEMBERSHIP + "Learner" in enrolment.lti_roles
+        assert db.session.scalars(sa.select(ResourceLink)).one().resource_link_id == "resource-link-1"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 2
+
+
+def test_login_by_post_as_moodle_sends_it(client, platform, do_launch):
+    response = do_launch(platform, "member", method="POST")
+    assert response.status_code == 303
+
+
+def test_canvas_style_login_with_shared_issuer_and_extra_parameters(make_platform, do_launch, client):
+    # Two Canvas customers share one issuer; the client id tells them apart.
+    first = make_platform(issuer="https://canvas.instructure.com", client_id="10000000000001", product="canvas")
+    second = make_platform(issuer="https://canvas.instructure.com", client_id="10000000000002", product="canvas")
+    for emulator in (first, second):
+        response = do_launch(emulator, "member", canvas_region="us-east-1", canvas_environment="prod",
+                             lti_storage_target="_parent")
+        # With lti_storage_target the tool first stores state and nonce with the platform, then goes on.
+        assert response.status_code == 303
+
+
+def test_login_without_client_id_works_when_the_issuer_has_one_registration(client, platform):
+    response = client.get("/lti/login", query_string=login_params(platform, client_id=None))
+    assert response.status_code == 302
+
+
+def test_deep_linking_launch_lands_instructor_on_the_deep_link_page(client, platform, do_launch):
+    response = do_launch(platform, "instructor", lti_message_hint="deep-link")
+    assert response.status_code == 303 and response.location.endswith("/deep-link")
+    assert "deep linking" in page(client.get(response.location))
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"iss": None}, "no &#39;iss&#39;"),
+    ({"login_hint": None}, "no &#39;login_hint&#39;"),
+    ({"target_link_uri": None}, "no &#39;target_link_uri&#39;"),
+    ({"target_link_uri": "https://evil.example.com/lti/launch"}, "is not an address of this tool"),
+    ({"iss": "https://unknown.example.edu"}, "No platform is registered for issuer https://unknown.example.edu"),
+    ({"client_id": "someone-else"}, "with client id someone-else"),
+    ({"lti_deployment_id": "deployment-x"}, "Deployment deployment-x is not registered"),
+])
+def test_bad_login_requests_get_a_clear_400(client, platform, params, expected):
+    response = client.get("/lti/login", query_string=login_params(platform, **params))
+    assert response.status_code == 400
+    assert expected in page(response)
+
+
+def _login(client, emulator, user="member"):
+    response = client.get("/lti/login", query_string=login_params(emulator, user))
+    assert response.status_code == 302
+    return state_and_nonce(response.location)
+
+
+def _post(client, id_token, state):
+    return client.post("/lti/launch", data={"id_token": id_token, "state": state})
+
+
+def _claims(emulator, login_nonce, **overrides):
+    emulator.claim_overrides = overrides
+    return emulator.claims_for("member", login_nonce)
+
+
+CLAIM_FAILURES = [
+    ("iss", {"iss": "https://other.example.edu"}, 400, "No platform is registered for issuer https://other.example.edu"),
+    ("aud", {"aud": "wrong-client"}, 400, "client id wrong-client"),
+    ("aud list without the client id", {"aud": ["a", "b"], "azp": "a"}, 400, "No platform is registered"),
+    ("azp", {"aud": ["tool-client-1", "other"], "azp": "other"}, 400, "No platform is registered"),
+    ("azp missing with several audiences", {"aud": ["tool-client-1", "other"]}, 401, "azp"),
+    ("expired", {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 4000}, 401, "The launch token expired at"),
+    ("issued in the future", {"iat": int(time.time()) + 3600}, 401, "the platform&#39;s clock is ahead"),
+    ("no exp", {"exp": None}, 401, "no &#39;exp&#39; claim"),
+    ("no nonce", {"nonce": None}, 401, "no &#39;nonce&#39; claim"),
+    ("other nonce", {"nonce": "not-the-nonce"}, 401, "nonce is not the one this tool issued"),
+    ("deployment", {LTI + "deployment_id": "unknown-deployment"}, 403, "Deployment unknown-deployment is not registered"),
+    ("message type", {LTI + "message_type": "LtiSubmissionReviewRequest"}, 400, "is not one this tool handles"),
+    ("no message type", {LTI + "message_type": None}, 400, "is not one this tool handles"),
+    ("version", {LTI + "version": "1.1"}, 400, "this tool speaks 1.3.0"),
+    ("no sub", {"sub": None}, 400, "no &#39;sub&#39;"),
+    ("no roles", {LTI + "roles": None}, 400, "no roles claim"),
+    ("no role the tool knows", {LTI + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/system/person#User"]}, 403,
+     "no role this tool recognises"),
+    ("no resource link", {LTI + "resource_link": None}, 400, "no resource_link id"),
+]
+
+
+@pytest.mark.parametrize("case, overrides, status, expected", CLAIM_FAILURES, ids=[c[0] for c in CLAIM_FAILURES])
+def test_each_security_check_refuses_with_a_clear_message_and_writes_nothing(app, client, platform, case, overrides,
+                                                                               status, expected, caplog):
+    state, nonce = _login(client, platform)
+    response = _post(client, platform.sign(_claims(platform, nonce, **overrides)), state)
+    assert response.status_code == status, page(response)
+    assert expected in page(response)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 0
+        assert db.session.get(LoginState, state).used_at is None
+    assert any("refused POST /lti/launch" in r.getMessage() for r in caplog.records)
+
+
+def test_refused_launch_logs_the_platform_and_reason(client, platform, caplog):
+    state, nonce = _login(client, platform)
+    _post(client, platform.sign(_claims(platform, nonce, exp=int(time.time()) - 3600, iat=int(time.time()) - 4000)),
+          state)
+    record = next(r for r in caplog.records if "refused" in r.getMessage())
+    assert f"platform={platform.issuer}" in record.getMessage() and "reason=expired" in record.getMessage()
+
+
+def test_small_clock_skew_is_allowed(client, platform):
+    state, nonce = _login(client, platform)
+    response = _post(client, platform.sign(_claims(platform, nonce, iat=int(time.time()) + 20)), state)
+    assert response.status_code == 303
+
+
+def test_replayed_id_token_is_refused(client, platform, do_launch):
+    state, nonce = _login(client, platform)
+    token = platform.sign(_claims(platform, nonce))
+    assert _post(client, token, state).status_code == 303
+    again = _post(client, token, state)
+    assert again.status_code == 401 and "This launch link was already used" in page(again)
+
+
+def test_replay_from_another_browser_is_refused(app, client, platform):
+    state, nonce = _login(client, platform)
+    token = platform.sign(_claims(platform, nonce))
+    assert _post(client, token, state).status_code == 303
+    stranger = app.test_client()
+    stranger.set_cookie(f"lti_state_{state}", "1", path="/lti/")
+    response = _post(stranger, token, state)
+    assert response.status_code == 401 and "already used" in page(response)
+
+
+def test_captured_token_with_a_fresh_state_is_refused(client, platform):
+    state, nonce = _login(client, platform)
+    token = platform.sign(_claims(platform, nonce))
+    assert _post(client, token, state).status_code == 303
+    fresh_state, _ = _login(client, platform)
+    response = _post(client, token, fresh_state)
+    assert response.status_code == 401 and "nonce is not the one this tool issued" in page(response)
+
+
+def test_state_unknown_or_missing(client, platform):
+    _, nonce = _login(client, platform)
+    token = platform.sign(_claims(platform, nonce))
+    missing = client.post("/lti/launch", data={"id_token": token})
+    assert missing.status_code == 400 and "without its OIDC state" in page(missing)
+    unknown = _post(client, token, "made-up-state")
+    assert unknown.status_code == 401 and "not started by this tool" in page(unknown)
+
+
+def test_launch_from_a_browser_without_the_state_cookie_offers_a_new_window(app, client, platform):
+    state, nonce = _login(client, platform)
+    other_browser = app.test_client()
+    response = _post(other_browser, platform.sign(_claims(platform, nonce)), state)
+    assert response.status_code == 401
+    text = page(response)
+    assert "Open the tool in a new window" in text and "/lti/login?" in text
+
+
+def test_bad_signature_and_unknown_key_are_refused(client, platform):
+    state, nonce = _login(client, platform)
+    stranger_key = KeyPair.generate(kid=platform.active_key.kid)  # right kid, wrong key
+    response = _post(client, platform.sign(_claims(platform, nonce), key=stranger_key), state)
+    assert response.status_code == 401 and "signature does not match" in page(response)
+    unknown = KeyPair.generate(kid="never-published")
+    response = _post(client, platform.sign(_claims(platform, nonce), key=unknown), state)
+    assert response.status_code == 401 and "never-published" in page(response)
+
+
+def test_alg_none_and_hs256_with_the_public_key_are_refused(client, platform):
+    import base64
+    import json
+
+    state, nonce = _login(client, platform)
+    claims = _claims(platform, nonce)
+
+    def b64(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    none_token = f"{b64({'alg': 'none', 'kid': platform.active_key.kid})}.{b64(claims)}."
+    response = _post(client, none_token, state)
+    assert response.status_code == 401 and "accepts only RS256" in page(response)
+    import hashlib
+    import hmac
+
+    header_body = f"{b64({'alg': 'HS256', 'kid': platform.active_key.kid})}.{b64(claims)}"
+    secret = json.dumps(platform.active_key.jwk).encode()
+    signature = base64.urlsafe_b64encode(hmac.new(secret, header_body.encode(), hashlib.sha256).digest()).rstrip(b"=")
+    response = _post(client, f"{header_body}.{signature.decode()}", state)
+    assert response.status_code == 401 and "&#39;HS256&#39;" in page(response)
+
+
+@pytest.mark.parametrize("form", [
+    {},
+    {"id_token": "garbage"},
+    {"id_token": "a.b.c", "state": "x"},
+    {"id_token": "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "state": "x"},
+    {"id_token": "x" * 70000, "state": "y"},
+    {"state": "x" * 5000, "id_token": "a.b"},
+    {"error": "login_required", "error_description": "The user is not logged in"},
+])
+def test_malformed_launches_get_4xx_never_500(client, platform, form):
+    response = client.post("/lti/launch", data=form)
+    assert 400 <= response.status_code < 500, page(response)
+    assert "The request could not be used" in page(response) or "could not sign you in" in page(response)
+
+
+def test_platform_error_response_is_shown_to_the_admin(client, platform):
+    response = client.post("/lti/launch", data={"error": "login_required", "error_description": "Log in first"})
+    assert "The platform refused the launch: login_required Log in first" in page(response)
+
+
+def test_huge_payload_is_refused_with_413(client, platform):
+    response = client.post("/lti/launch", data={"id_token": "x" * (2 * 1024 * 1024)})
+    assert response.status_code == 413
+
+
+def test_platform_keys_are_fetched_once_and_refetched_for_an_unknown_kid(client, platform, do_launch):
+    for _ in range(3):
+        assert do_launch(platform, "member").status_code == 303
+    assert platform.jwks_fetches == 1
+    platform.rotate_key()  # the platform starts signing with a new key
+    assert do_launch(platform, "member").status_code == 303
+    assert platform.jwks_fetches == 2
+    assert do_launch(platform, "member").status_code == 303
+    assert platform.jwks_fetches == 2
+
+
+def test_unknown_kid_refetch_is_rate_limited(app, client, platform, do_launch):
+    app.config["LTI_KEY_SET_REFETCH_SECONDS"] = 60
+    assert do_launch(platform, "member").status_code == 303
+    state, nonce = _login(client, platform)
+    for _ in range(3):
+        _post(client, platform.sign(_claims(platform, nonce), key=KeyPair.generate(kid="random-kid")), state)
+    assert platform.jwks_fetches == 1
+
+
+def test_views_check_the_launch_belongs_to_this_browser(app, client, platform, do_launch):
+    location = do_launch(platform, "member").location
+    assert client.get(location).status_code == 200
+    stranger = app.test_client()
+    response = stranger.get(location)
+    assert response.status_code == 401 and "Open the tool again from your course" in page(response)
+
+
+def test_member_cannot_open_instructor_pages(client, platform, do_launch):
+    location = do_launch(platform, "member").location
+    response = client.get(location + "deep-link")
+    assert response.status_code == 403
+
+
+def test_two_platforms_stay_apart(app, make_platform, do_launch):
+    # The same sub and context id on two platforms are different people and different courses.
+    moodle = make_platform(product="moodle")
+    other = make_platform(product="moodle", client_id="other-client")
+    browser_a, browser_b = app.test_client(), app.test_client()
+    a = do_launch(moodle, "member", browser=browser_a).location
+    b = do_launch(other, "member", browser=browser_b).location
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 2
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Course)) == 2
+    assert browser_a.get(b).status_code == 401
+    assert browser_b.get(a).status_code == 401
+
+
+def test_session_cookie_stays_small_after_many_launches(client, platform, do_launch):
+    for _ in range(25):
+        assert do_launch(platform, "member").status_code == 303
+    cookie = client.get_cookie("lti_tool_session")
+    assert cookie is not None and len(cookie.value) < 1200
