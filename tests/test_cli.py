@@ -1,0 +1,50 @@
+"""The admin commands: platform add/list/remove, deployment add."""
+import sqlalchemy as sa
+
+from lti_tool.extensions import db
+from lti_tool.models import Platform
+
+ADD = ["platform", "add", "--name", "District Canvas", "--issuer", "https://canvas.instructure.com",
+       "--client-id", "10000000000007", "--auth-login-url", "https://sso.canvaslms.com/api/lti/authorize_redirect",
+       "--auth-token-url", "https://district.instructure.com/login/oauth2/token",
+       "--key-set-url", "https://sso.canvaslms.com/api/lti/security/jwks", "--deployment-id", "1:abc"]
+
+
+def test_platform_add_list_and_remove(app, runner):
+    result = runner.invoke(args=ADD)
+    assert result.exit_code == 0, result.output
+    assert "Registered platform" in result.output and "1 deployment" in result.output
+    listing = runner.invoke(args=["platform", "list"]).output
+    assert "District Canvas" in listing and "10000000000007" in listing and "1:abc" in listing
+    result = runner.invoke(args=["deployment", "add", "--issuer", "https://canvas.instructure.com",
+                                 "--client-id", "10000000000007", "--deployment-id", "2:def"])
+    assert result.exit_code == 0
+    assert "2:def" in runner.invoke(args=["platform", "list"]).output
+    result = runner.invoke(args=["platform", "remove", "--issuer", "https://canvas.instructure.com",
+                                 "--client-id", "10000000000007", "--yes"])
+    assert result.exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Platform)) == 0
+
+
+def test_same_issuer_with_another_client_id_is_another_platform(app, runner):
+    assert runner.invoke(args=ADD).exit_code == 0
+    second = [a if a != "10000000000007" else "10000000000008" for a in ADD]
+    assert runner.invoke(args=second).exit_code == 0
+    duplicate = runner.invoke(args=ADD)
+    assert duplicate.exit_code != 0 and "already registered" in duplicate.output
+
+
+def test_platform_add_refuses_bad_input_with_the_field_named(runner):
+    bad_url = [a if a != "https://sso.canvaslms.com/api/lti/authorize_redirect" else "not a url" for a in ADD]
+    result = runner.invoke(args=bad_url)
+    assert result.exit_code != 0 and "auth_login_url" in result.output
+    no_keys = [a for a in ADD if a not in ("--key-set-url", "https://sso.canvaslms.com/api/lti/security/jwks")]
+    result = runner.invoke(args=no_keys)
+    assert result.exit_code != 0 and "key_set_url" in result.output
+
+
+def test_deployment_add_to_unknown_platform_fails_clearly(runner):
+    result = runner.invoke(args=["deployment", "add", "--issuer", "https://x.example", "--client-id", "1",
+                                 "--deployment-id", "d"])
+    assert result.exit_code != 0 and "No platform is registered" in result.output

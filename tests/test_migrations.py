@@ -1,0 +1,24 @@
+"""The migrations build exactly the schema the models describe."""
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import upgrade
+
+from lti_tool.extensions import db
+from lti_tool.models import Base
+
+
+def test_migrations_match_the_models(app):
+    with app.app_context():
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            else:
+                Base.metadata.drop_all(conn)
+        upgrade()
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+        assert differences == []
+        inspector = sa.inspect(db.engine)
+        assert {"platforms", "deployments", "tool_keys", "launches", "login_states"} <= set(inspector.get_table_names())
