@@ -97,6 +97,14 @@ def keys_rotate():
     click.echo(f"New active key {key.kid}. The JWKS publishes it and the previous key.")
 
 
+@keys_cli.command("ensure")
+def keys_ensure():
+    """Make the first signing key if the tool has none (safe to run at every start)."""
+    key = keys.ensure_active_key()
+    db.session.commit()
+    click.echo(f"Active key {key.kid}.")
+
+
 @keys_cli.command("list")
 def keys_list():
     """List the published keys."""

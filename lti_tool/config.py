@@ -18,17 +18,21 @@ ENVIRONMENT_SETTINGS = {
 }
 
 
+def normalise_database_url(url: str) -> str:
+    """Point plain PostgreSQL URLs at the psycopg 3 driver the tool installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def load_settings(instance_path: str) -> dict:
     """Build the settings from defaults and the environment."""
     env = os.environ
     mode = env.get("LTI_TOOL_ENV", "development")
     production = mode == "production"
     default_db = "sqlite:///" + str(Path(instance_path) / "lti_tool.sqlite3")
-    database_url = env.get("DATABASE_URL", default_db)
-    if database_url.startswith("postgres://"):  # Heroku-style URLs
-        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
-    elif database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    database_url = normalise_database_url(env.get("DATABASE_URL", default_db))
     base_url = env.get("PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/")
     secure = base_url.startswith("https://")
     return {

@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from lti_tool import create_app
+from lti_tool.config import normalise_database_url
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.services import platforms
 from tests.platform import PlatformEmulator, login_params
 
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+POSTGRES_URL = normalise_database_url(os.environ["TEST_DATABASE_URL"]) if os.environ.get("TEST_DATABASE_URL") else None
 
 
 @pytest.fixture(autouse=True)
