@@ -1,0 +1,62 @@
+"""Browsers that block the tool's cookies in the LMS iframe: postMessage storage, then a new window."""
+import re
+
+import pytest
+
+from lti_tool.lti.claims import Role, ToolRole, tool_role
+from tests.platform import login_params, state_and_nonce
+
+
+def _login_with_storage(client, emulator):
+    response = client.get("/lti/login", query_string=login_params(emulator, lti_storage_target="post_message_forwarding"))
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "lti.put_data" not in text  # the protocol lives in the static script
+    assert 'ltiStorage.put("post_message_forwarding"' in text
+    location = re.search(r'id="continue" class="button" href="([^"]+)"', text).group(1).replace("&amp;", "&")
+    return state_and_nonce(location)
+
+
+def test_launch_without_cookie_is_confirmed_through_platform_storage_then_opens_in_a_new_window(app, client,
+                                                                                                 platform):
+    state, nonce = _login_with_storage(client, platform)
+    token = platform.sign(platform.claims_for("member", nonce))
+    iframe = app.test_client()  # the iframe's requests carry none of the tool's cookies
+    check = iframe.post("/lti/launch", data={"id_token": token, "state": state})
+    assert check.status_code == 200
+    page = check.get_data(as_text=True)
+    assert "Checking your launch" in page and 'name="lti_storage_verified" value="1"' in page
+    assert f'"state_" + state' in page
+
+    verified = iframe.post("/lti/launch", data={"id_token": token, "state": state, "lti_storage_verified": "1"})
+    assert verified.status_code == 200
+    handoff = re.search(r'href="(/lti/resume/[^"]+)"', verified.get_data(as_text=True)).group(1)
+
+    new_window = app.test_client()
+    landed = new_window.get(handoff)
+    assert landed.status_code == 303
+    assert "Maria Member" in new_window.get(landed.location).get_data(as_text=True)
+    assert app.test_client().get(handoff).status_code == 401  # the hand-off works once
+    # and the id_token itself is spent
+    again = iframe.post("/lti/launch", data={"id_token": token, "state": state, "lti_storage_verified": "1"})
+    assert again.status_code == 401
+
+
+def test_handoff_link_cannot_be_forged(client):
+    response = client.get("/lti/resume/not-a-real-token")
+    assert response.status_code == 401 and "not valid" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("roles, expected", [
+    ([Role.LEARNER], ToolRole.MEMBER),
+    (["Learner"], ToolRole.MEMBER),
+    ([Role.INSTRUCTOR], ToolRole.INSTRUCTOR),
+    ([Role.TEACHING_ASSISTANT], ToolRole.INSTRUCTOR),
+    ([Role.CONTENT_DEVELOPER], ToolRole.INSTRUCTOR),
+    ([Role.LEARNER, Role.INSTITUTION_ADMIN], ToolRole.ADMIN),
+    ([Role.SYSTEM_ADMIN], ToolRole.ADMIN),
+    (["http://purl.imsglobal.org/vocab/lis/v2/system/person#User"], None),
+    ([], None),
+])
+def test_lti_roles_map_to_tool_roles(roles, expected):
+    assert tool_role([str(r) for r in roles]) == expected
