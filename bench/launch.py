@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,6 +109,12 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def _text(body: str) -> str:
+    """The readable part of an error page."""
+    main = re.search(r"<main.*?</main>", body, re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main.group(0) if main else body)).strip()[:300]
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -172,9 +179,9 @@ class Bench:
                "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "--backlog", "2048",
                "lti_tool:create_app()"]
         print("server:", " ".join(cmd[1:]))
+        self.server_log = None if a.show_server_log else open(self.tmp / "server.log", "wb")
         self.server = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL,
-                                       stdout=None if a.show_server_log else subprocess.DEVNULL,
-                                       stderr=None if a.show_server_log else subprocess.DEVNULL)
+                                       stdout=self.server_log, stderr=self.server_log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -199,7 +206,7 @@ class Bench:
             "iss": em.issuer, "login_hint": "member", "target_link_uri": self.base_url + "/lti/launch",
             "client_id": em.client_id, "lti_deployment_id": em.deployment_id})
         if r.status_code != 302:
-            return None, f"login HTTP {r.status_code}: {r.text[:300]}"
+            return None, f"login HTTP {r.status_code}: {_text(r.text)}"
         state, nonce = state_and_nonce(r.headers["Location"])
         t1 = time.perf_counter()
         claims = em.claims_for("member", nonce)
@@ -213,7 +220,7 @@ class Bench:
                          allow_redirects=False, timeout=30)
         t3 = time.perf_counter()
         if r.status_code != 303:
-            return None, f"launch HTTP {r.status_code}: {r.text[:300]}"
+            return None, f"launch HTTP {r.status_code}: {_text(r.text)}"
         return (t3 - t0, t1 - t0, t2 - t1, t3 - t2), None
 
     def client(self, total: int, deadline: float, measured_from: int):
@@ -291,6 +298,12 @@ class Bench:
         print(f"errors:     {errors} ({measured_errors} measured, {self.warmup_errors} warm-up)")
         for e in self.errors[:5]:
             print("   ", e.replace("\n", " ")[:400])
+        if errors and getattr(self, "server_log", None):
+            self.server_log.flush()
+            log = (self.tmp / "server.log").read_text(errors="replace").splitlines()
+            first = [line for line in log if re.search(r"Error|Exception|WARNING|ERROR", line)][:6]
+            for line in first:
+                print("    server:", line[:300])
         print(f"wall time:  {wall:.2f} s")
         print(f"throughput: {rate:.1f} launches/s")
         print(f"latency ms: p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {total[-1] if total else float('nan'):.1f}"

@@ -41,6 +41,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     errors.init_app(app)
     cli.init_app(app)
+    # The content is validated when the app starts: a broken file stops it with the file and field named.
+    from lti_tool.catalog import load_catalog
+
+    app.extensions["catalog"] = load_catalog(app.config["CONTENT_DIR"])
 
     @app.get("/")
     def index():

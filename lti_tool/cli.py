@@ -112,7 +112,32 @@ def keys_list():
         click.echo(jwk["kid"])
 
 
+content_cli = AppGroup("content", help="The program rules and modules under content/.")
+
+
+@content_cli.command("check")
+@click.option("--content-dir", type=click.Path(exists=True, file_okay=False), help="Default: the app's CONTENT_DIR.")
+def content_check(content_dir):
+    """Validate program.yaml and every module; name the file and field of any problem."""
+    from flask import current_app
+
+    from lti_tool.catalog import ContentError, load_catalog
+
+    try:
+        catalog = load_catalog(content_dir or current_app.config["CONTENT_DIR"])
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for group in catalog.program.groups:
+        modules = catalog.modules_in(group.id)
+        click.echo(f"{group.title}: {len(modules)} module(s), {group.required_hours:g} hours required")
+        for module in modules:
+            click.echo(f"  {module.slug}: {module.credit_hours:g} h, {len(module.sections)} sections, "
+                       f"{len(module.activities)} activities, {len(module.knowledge_check.questions)} questions, "
+                       f"version {module.content_version}")
+    click.echo(f"Content is valid: {len(catalog.modules)} modules.")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (platform_cli, deployment_cli, keys_cli):
+    for group in (platform_cli, deployment_cli, keys_cli, content_cli):
         app.cli.add_command(group)

@@ -1,22 +1,6 @@
-"""Settings: defaults first, then environment variables, then the overrides create_app() is given."""
+"""Settings: defaults first, then environment variables (the README lists them), then create_app() overrides."""
 import os
 from pathlib import Path
-
-#: Every setting the tool reads from the environment, with its default and meaning (the README lists them).
-ENVIRONMENT_SETTINGS = {
-    "DATABASE_URL": "SQLAlchemy URL; default SQLite at instance/lti_tool.sqlite3",
-    "SECRET_KEY": "signs the session cookie; required outside development",
-    "PUBLIC_BASE_URL": "the address platforms reach the tool at, e.g. https://certificate.example.org",
-    "LTI_TOOL_ENV": "development (default) or production",
-    "LTI_DEMO_PLATFORM": "1 to offer the built-in demo LMS; on in development, off in production",
-    "LTI_CLOCK_LEEWAY": "seconds of clock skew allowed on iat/exp/nbf (default 60)",
-    "LTI_KEY_SET_REFETCH_SECONDS": "least time between two fetches of one platform's key set (default 30)",
-    "LTI_REGISTRATION_KEY": "the key in the Dynamic Registration URL (/lti/register?key=...); without it, "
-    "registration is open in development and off in production",
-    "TRUST_PROXY": "1 when behind a reverse proxy that sets X-Forwarded-Proto/Host",
-    "LOG_LEVEL": "INFO (default), DEBUG, WARNING",
-}
-
 
 def normalise_database_url(url: str) -> str:
     """Point plain PostgreSQL URLs at the psycopg 3 driver the tool installs."""
@@ -44,9 +28,10 @@ def load_settings(instance_path: str) -> dict:
         "DEMO_PLATFORM": env.get("LTI_DEMO_PLATFORM", "0" if production else "1") == "1",
         "LTI_CLOCK_LEEWAY": int(env.get("LTI_CLOCK_LEEWAY", "60")),
         "LTI_KEY_SET_REFETCH_SECONDS": int(env.get("LTI_KEY_SET_REFETCH_SECONDS", "30")),
-        "LTI_REGISTRATION_KEY": "the key in the Dynamic Registration URL (/lti/register?key=...); without it, "
-    "registration is open in development and off in production",
-    "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
+        # None: registration off; "": open (development only); otherwise the key the URL must carry.
+        "REGISTRATION_KEY": env.get("LTI_REGISTRATION_KEY") or (None if production else ""),
+        "CONTENT_DIR": env.get("LTI_CONTENT_DIR") or str(Path(__file__).resolve().parent.parent / "content"),
+        "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         # Inside an LMS iframe the cookies are third-party: they need SameSite=None; Secure, and
         # Partitioned (CHIPS) keeps them working where the browser blocks unpartitioned third-party cookies.
