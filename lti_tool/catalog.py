@@ -390,6 +390,13 @@ def load_module(folder: Path, program: Program) -> Module:
     )
 
 
+def current_catalog() -> Catalog:
+    """Return the catalog the running app loaded at start."""
+    from flask import current_app
+
+    return current_app.extensions["catalog"]
+
+
 def load_catalog(content_dir: Path | str) -> Catalog:
     """Load the program and every module under content_dir; raise ContentError on the first problem."""
     content_dir = Path(content_dir)

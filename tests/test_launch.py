@@ -21,17 +21,17 @@ def test_member_launch_lands_on_a_page_saying_who_where_and_role(app, client, pl
     text = page(home)
     assert "Maria Member" in text and "maria@example.org" in text
     assert "Course course-101" in text
-    assert "<dd>Member</dd>" in text
+    assert "signed in as <strong>member</strong>" in text
 
 
 def test_instructor_launch_gets_instructor_role(client, platform, do_launch):
     home = client.get(do_launch(platform, "instructor").location)
-    assert "<dd>Instructor</dd>" in page(home)
+    assert "signed in as <strong>instructor</strong>" in page(home)
 
 
 def test_institution_admin_gets_admin_role(client, platform, do_launch):
     home = client.get(do_launch(platform, "admin").location)
-    assert "<dd>Admin</dd>" in page(home)
+    assert "signed in as <strong>admin</strong>" in page(home)
 
 
 def test_launch_records_account_course_enrolment_and_resource_link(app, platform, do_launch):

@@ -10,9 +10,14 @@ from lti_tool.models.lti import (
     ToolKey,
 )
 from lti_tool.models.people import Account, Enrolment
+from lti_tool.models.progress import ActivityAnswer, ModuleCompletion, QuizAttempt, SectionVisit
 
 __all__ = [
     "Account",
+    "ActivityAnswer",
+    "ModuleCompletion",
+    "QuizAttempt",
+    "SectionVisit",
     "Base",
     "Course",
     "Deployment",
