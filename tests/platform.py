@@ -4,6 +4,7 @@ It plays Canvas or Moodle: OIDC authorization endpoint, key set, OAuth2 token en
 Registration (OpenID configuration and registration endpoint). Tests change its behaviour through attributes.
 """
 import base64
+import copy
 import hashlib
 import html
 import json
@@ -71,7 +72,7 @@ class PlatformEmulator:
     deployment_id: str = "deployment-1"
     product: str = "moodle"
     context_id: str = "course-101"
-    users: dict = field(default_factory=lambda: dict(DEFAULT_USERS))
+    users: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_USERS))
     keys: list = field(default_factory=list)
     #: Counters the tests read.
     jwks_fetches: int = 0

@@ -149,11 +149,15 @@ def grade_knowledge_check(account_id: int, module: Module, chosen: dict[str, lis
     try:
         answers = _choices_schema(module).load({q.id: chosen.get(q.id, []) for q in module.knowledge_check.questions})
     except ValidationError as exc:
+        kinds = {q.id: q.kind for q in module.knowledge_check.questions}
         errors = {}
-        for key, value in exc.messages.items():
-            errors[key] = "Choose one answer." if not chosen.get(key) else " ".join(
-                v if isinstance(v, str) else "That choice is not one of the answers." for v in
-                (value if isinstance(value, list) else [str(value)]))
+        for key in exc.messages:
+            if not chosen.get(key):
+                errors[key] = "Choose one answer." if kinds.get(key) == "single" else "Choose at least one answer."
+            elif kinds.get(key) == "single" and len(chosen[key]) > 1:
+                errors[key] = "Choose only one answer."
+            else:
+                errors[key] = "That choice is not one of the answers."
         raise AnswerError(errors) from exc
     results = []
     for q in module.knowledge_check.questions:
