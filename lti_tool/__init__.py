@@ -17,6 +17,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     _check_settings(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
     if app.config["TRUST_PROXY"]:
@@ -30,10 +31,13 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     _tune_sqlite(app)
 
-    from lti_tool.blueprints import lti, member
+    from lti_tool.blueprints import admin, certificates, lti, member
 
     app.register_blueprint(lti.bp)
     app.register_blueprint(member.bp)
+    app.register_blueprint(certificates.bp)
+    app.register_blueprint(admin.bp)
+    app.add_template_filter(_format_hours, "hours")
     if app.config["DEMO_PLATFORM"]:
         from lti_tool.blueprints import demo
 
@@ -54,6 +58,14 @@ def create_app(config: dict | None = None) -> Flask:
         return render_template("index.html", demo=app.config["DEMO_PLATFORM"])
 
     return app
+
+
+def _format_hours(value) -> str:
+    """Show hours without trailing zeros: 6, 1.5, 2.25."""
+    from decimal import Decimal
+
+    number = Decimal(str(value)).normalize()
+    return f"{number:f}" if number != number.to_integral() else str(int(number))
 
 
 def _check_settings(app: Flask) -> None:

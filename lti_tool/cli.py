@@ -137,7 +137,46 @@ def content_check(content_dir):
     click.echo(f"Content is valid: {len(catalog.modules)} modules.")
 
 
+admins_cli = AppGroup("admins", help="Who may use the program-wide admin pages.")
+
+
+@admins_cli.command("grant")
+@click.option("--email", help="The person's email (from their registration or LMS).")
+@click.option("--person-id", type=int, help="The person's number, when the email matches several.")
+def admins_grant(email, person_id):
+    """Let a person use the program admin pages (they also need an admin role in their LMS)."""
+    import sqlalchemy as sa
+
+    from lti_tool.models import Person
+
+    if person_id:
+        people = [p for p in [db.session.get(Person, person_id)] if p]
+    elif email:
+        people = list(db.session.scalars(sa.select(Person).where(sa.func.lower(Person.email) == email.lower())))
+    else:
+        raise click.ClickException("Give --email or --person-id.")
+    if not people:
+        raise click.ClickException("Nobody matches: the person must have launched the tool once.")
+    if len(people) > 1:
+        listing = ", ".join(f"{p.id} ({p.name})" for p in people)
+        raise click.ClickException(f"Several people match: {listing}. Use --person-id.")
+    people[0].program_admin = True
+    db.session.commit()
+    click.echo(f"Person {people[0].id} ({people[0].name}) is now a program admin.")
+
+
+@admins_cli.command("list")
+def admins_list():
+    """List the program admins."""
+    import sqlalchemy as sa
+
+    from lti_tool.models import Person
+
+    for person in db.session.scalars(sa.select(Person).where(Person.program_admin.is_(True))):
+        click.echo(f"{person.id}\t{person.name}\t{person.email}")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (platform_cli, deployment_cli, keys_cli, content_cli):
+    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli):
         app.cli.add_command(group)

@@ -18,6 +18,28 @@ from tests.platform import PlatformEmulator, login_params
 POSTGRES_URL = normalise_database_url(os.environ["TEST_DATABASE_URL"]) if os.environ.get("TEST_DATABASE_URL") else None
 
 
+_KEY_POOL: list = []
+
+
+@pytest.fixture(autouse=True)
+def pooled_rsa_keys(monkeypatch):
+    """Hand out real RSA keys from a small pool made once: generating 2048-bit keys dominates test time.
+
+    Consecutive keys always differ, so rotation and wrong-key tests still get distinct keys.
+    """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    real_generate = rsa.generate_private_key
+    if not _KEY_POOL:
+        _KEY_POOL.extend(real_generate(public_exponent=65537, key_size=2048) for _ in range(8))
+    position = iter(range(10**9))
+
+    def pooled(public_exponent=65537, key_size=2048, backend=None):
+        return _KEY_POOL[next(position) % len(_KEY_POOL)]
+
+    monkeypatch.setattr(rsa, "generate_private_key", pooled)
+
+
 @pytest.fixture(autouse=True)
 def only_loopback(monkeypatch):
     """Forbid real network calls: tests talk only to the emulators they start on loopback."""
@@ -138,7 +160,7 @@ def live_server(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_BASE_URL"] = base_url
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield base_url
     server.shutdown()
@@ -168,3 +190,57 @@ def browser_page():
         yield page
         context.close()
         browser.close()
+
+
+REGISTRATION = {"name": "Maria Member", "email": "maria@example.org", "local_association": "Springfield Education Association",
+                "job_category": "teacher", "sector": "prek12", "bargaining_experience": "some"}
+
+
+def register(browser, home: str, **overrides) -> None:
+    """Fill in the program's registration form for the member of this launch."""
+    page = browser.get(home + "registration").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = browser.post(home + "registration", data={"csrf_token": token, **REGISTRATION, **overrides})
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def member_launch(client, do_launch):
+    """Launch as a registered member; return the landing URL (/l/<launch id>/)."""
+
+    def run(emulator, user="member", browser=None, **registration):
+        browser = browser or client
+        response = do_launch(emulator, user, browser=browser)
+        assert response.status_code == 303
+        home = response.location
+        if browser.get(home).status_code == 302:
+            register(browser, home, **registration)
+        return home
+
+    return run
+
+
+@pytest.fixture
+def make_account(app):
+    """Create an account (and its person) on a platform directly; return (account id, person id)."""
+    from lti_tool.models import Account, Platform
+    from lti_tool.services.people import ensure_person
+
+    counter = iter(range(1, 10**6))
+
+    def factory(platform_issuer: str = "https://lms.example.edu", name: str = "Pat Member", email=None):
+        with app.app_context():
+            platform = db.session.scalars(sa.select(Platform).where(Platform.issuer == platform_issuer)).first()
+            if platform is None:
+                platform = platforms.add_platform({
+                    "name": platform_issuer, "issuer": platform_issuer, "client_id": "c",
+                    "auth_login_url": platform_issuer + "/auth", "auth_token_url": platform_issuer + "/token",
+                    "key_set_url": platform_issuer + "/jwks"})
+            account = Account(platform_id=platform.id, sub=f"sub-{next(counter)}", name=name, email=email)
+            db.session.add(account)
+            db.session.flush()
+            person = ensure_person(account.id)
+            db.session.commit()
+            return account.id, person.id
+
+    return factory

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from lti_tool.lti.claims import Role, ToolRole, tool_role
+from tests.conftest import register
 from tests.platform import login_params, state_and_nonce
 
 
@@ -35,6 +36,7 @@ def test_launch_without_cookie_is_confirmed_through_platform_storage_then_opens_
     new_window = app.test_client()
     landed = new_window.get(handoff)
     assert landed.status_code == 303
+    register(new_window, landed.location)
     assert "Maria Member" in new_window.get(landed.location).get_data(as_text=True)
     assert app.test_client().get(handoff).status_code == 401  # the hand-off works once
     # and the id_token itself is spent

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from lti_tool import create_app
+from tests.conftest import register
 
 
 def _follow_demo_launch(client, choice):
@@ -22,6 +23,10 @@ def test_demo_launches_go_through_the_real_endpoints(app, client, choice, expect
     app.config["WTF_CSRF_ENABLED"] = False
     response = _follow_demo_launch(client, choice)
     assert response.status_code == 303
+    if choice == "member":  # members register once, at their first launch
+        landing = client.get(response.location)
+        assert landing.status_code == 302 and "/registration" in landing.location
+        register(client, response.location)
     assert expected in client.get(response.location).get_data(as_text=True)
 
 

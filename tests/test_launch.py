@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from lti_tool.extensions import db
 from lti_tool.models import Account, Course, Enrolment, Launch, LoginState, ResourceLink
+from tests.conftest import register
 from tests.platform import LTI, MEMBERSHIP, KeyPair, login_params, state_and_nonce
 
 
@@ -16,6 +17,10 @@ def page(response) -> str:
 def test_member_launch_lands_on_a_page_saying_who_where_and_role(app, client, platform, do_launch):
     response = do_launch(platform, "member")
     assert response.status_code == 303
+    first = client.get(response.location)
+    # a member's first launch asks for the program's registration, once
+    assert first.status_code == 302 and first.location.endswith("/registration?first=1")
+    register(client, response.location)
     home = client.get(response.location)
     assert home.status_code == 200
     text = page(home)
@@ -279,8 +284,8 @@ def test_unknown_kid_refetch_is_rate_limited(app, client, platform, do_launch):
     assert platform.jwks_fetches == 1
 
 
-def test_views_check_the_launch_belongs_to_this_browser(app, client, platform, do_launch):
-    location = do_launch(platform, "member").location
+def test_views_check_the_launch_belongs_to_this_browser(app, client, platform, member_launch):
+    location = member_launch(platform)
     assert client.get(location).status_code == 200
     stranger = app.test_client()
     response = stranger.get(location)

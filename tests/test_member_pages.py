@@ -19,11 +19,9 @@ def csrf(html: str) -> str:
 
 
 @pytest.fixture
-def member_home(client, platform, do_launch):
-    """Launch as a member; return the landing URL (/l/<launch id>/)."""
-    response = do_launch(platform, "member")
-    assert response.status_code == 303
-    return response.location
+def member_home(platform, member_launch):
+    """Launch as a registered member; return the landing URL (/l/<launch id>/)."""
+    return member_launch(platform)
 
 
 def test_catalog_lists_modules_by_requirement_group_with_hours(client, member_home):
@@ -112,10 +110,10 @@ def test_knowledge_check_feedback_retake_and_completion(app, client, member_home
     assert "Complete</span>" in text(client.get(member_home))
 
 
-def test_placed_link_with_a_module_parameter_opens_that_module(client, platform, do_launch):
+def test_placed_link_with_a_module_parameter_opens_that_module(client, platform, member_launch):
     platform.claim_overrides = {LTI + "custom": {"module": "power-mapping"}}
-    response = do_launch(platform, "member")
-    landed = client.get(response.location)
+    home = member_launch(platform)
+    landed = client.get(home)
     assert landed.status_code == 302 and landed.location.endswith("/modules/power-mapping")
 
 
@@ -132,13 +130,13 @@ def test_facilitator_guide_is_for_instructors_only(client, platform, do_launch, 
     assert guide.status_code == 200 and "Facilitator guide" in text(guide)
 
 
-def test_progress_is_per_person_and_never_shown_to_another(app, client, platform, do_launch, member_home):
+def test_progress_is_per_person_and_never_shown_to_another(app, client, platform, member_launch, member_home):
     first_section = re.search(r'href="([^"]+/sections/[^"]+)">Start',
                               text(client.get(member_home + f"modules/{MODULE}"))).group(1)
     client.get(first_section)
     other = app.test_client()
     platform.users["member"].sub = "another-member"
-    other_home = do_launch(platform, "member", browser=other).location
+    other_home = member_launch(platform, browser=other)
     assert "0% of this module done" in text(other.get(other_home + f"modules/{MODULE}"))
     assert "0% of this module done" not in text(client.get(member_home + f"modules/{MODULE}"))
 

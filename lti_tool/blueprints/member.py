@@ -6,6 +6,9 @@ from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
 from lti_tool.rendering import render_markdown
+from lti_tool.services import certificates as certificate_service
+from lti_tool.services import ledger as ledger_service
+from lti_tool.services import people as people_service
 from lti_tool.services import progress as progress_service
 
 bp = Blueprint("member", __name__)
@@ -25,10 +28,16 @@ def _course_id():
     return g.launch.course_id
 
 
+def _person_id() -> int:
+    return g.launch.account.person_id
+
+
 @bp.get("/l/<launch_id>/")
 @launch_required(ToolRole.MEMBER)
 def home(launch_id: str):
-    """Land a launch: a placed module opens directly; otherwise show the catalog."""
+    """Land a launch: first the registration form (once), then a placed module or the catalog."""
+    if g.launch.role == ToolRole.MEMBER and people_service.registration_for(_person_id()) is None:
+        return redirect(url_for("member.registration", launch_id=launch_id, first="1"))
     link = g.launch.resource_link
     slug = (link.custom or {}).get(MODULE_PARAMETER) if link else None
     if slug and current_catalog().module(slug):
@@ -147,3 +156,63 @@ def facilitator_guide(launch_id: str, slug: str):
 def deep_link(launch_id: str):
     """Show the instructor's deep-linking launch (the module picker arrives with the instructor tools)."""
     return render_template("member/deep_link.html", launch=g.launch)
+
+
+@bp.route("/l/<launch_id>/registration", methods=["GET", "POST"])
+@launch_required(ToolRole.MEMBER)
+def registration(launch_id: str):
+    """The program's brief registration form: asked once at the first launch, editable later."""
+    current = people_service.registration_for(_person_id())
+    errors, values = {}, None
+    if request.method == "POST":
+        try:
+            people_service.save_registration(_person_id(), request.form)
+        except people_service.RegistrationInvalid as exc:
+            db.session.rollback()
+            errors, values = exc.errors, request.form
+        else:
+            db.session.commit()
+            flash("Your registration is saved." if current else "Thank you for registering.", "success")
+            return redirect(url_for("member.home", launch_id=launch_id), code=303)
+    if values is None:
+        account = g.launch.account
+        values = ({k: getattr(current, k) for k in people_service.RegistrationSchema().fields} if current else
+                  {"name": account.display_name if account.name or account.given_name else "",
+                   "email": account.email or ""})
+    return render_template("member/registration.html", launch=g.launch, values=values, errors=errors,
+                           first=current is None, jobs=people_service.JOB_CATEGORIES,
+                           sectors=people_service.SECTORS, experience=people_service.EXPERIENCE), (422 if errors else 200)
+
+
+@bp.get("/l/<launch_id>/progress")
+@launch_required(ToolRole.MEMBER)
+def progress_page(launch_id: str):
+    """Show the member's progress toward the certificate, entry by entry, and the certificate when earned."""
+    person_ledger = ledger_service.person_ledger(_person_id())
+    catalog = current_catalog()
+    return render_template("member/progress.html", launch=g.launch, ledger=person_ledger, catalog=catalog,
+                           certificate=certificate_service.certificate_for(_person_id()),
+                           accounts=g.launch.account.person.accounts)
+
+
+@bp.route("/l/<launch_id>/link-accounts", methods=["GET", "POST"])
+@launch_required(ToolRole.MEMBER)
+def link_accounts(launch_id: str):
+    """Join this LMS account with the member's account in another LMS, by a one-time code."""
+    code, error = None, None
+    if request.method == "POST":
+        if request.form.get("action") == "make":
+            code = people_service.create_link_code(g.launch.account_id)
+            db.session.commit()
+        else:
+            try:
+                people_service.redeem_link_code(request.form.get("code", ""), g.launch.account_id)
+            except people_service.PeopleError as exc:
+                db.session.rollback()
+                error = str(exc)
+            else:
+                db.session.commit()
+                flash("Your accounts are linked: your hours from both LMSs now count together.", "success")
+                return redirect(url_for("member.progress_page", launch_id=launch_id), code=303)
+    return render_template("member/link_accounts.html", launch=g.launch, code=code, error=error,
+                           accounts=g.launch.account.person.accounts), (422 if error else 200)

@@ -4,6 +4,7 @@ from lti_tool.lti.claims import Claim, MessageType
 from lti_tool.lti.launch import ToolMessageLaunch, dump_claims, new_launch_id, role_for
 from lti_tool.models import Account, Course, Deployment, Enrolment, Launch, ResourceLink
 from lti_tool.models.base import upsert, utcnow
+from lti_tool.services.people import ensure_person
 
 
 def _text(value, limit: int) -> str | None:
@@ -51,6 +52,7 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
                 "custom": custom if isinstance(custom, dict) else None, "created_at": now,
             }, conflict=["course_id", "resource_link_id"], update=["title", "custom"])
 
+    ensure_person(account_id)
     record = Launch(
         id=new_launch_id(), platform_id=platform.id, account_id=account_id, course_id=course_id,
         resource_link_id=resource_link_pk, message_type=claims[Claim.MESSAGE_TYPE], role=role.value,

@@ -9,11 +9,18 @@ from lti_tool.models.lti import (
     ResourceLink,
     ToolKey,
 )
-from lti_tool.models.people import Account, Enrolment
+from lti_tool.models.ledger import AuditEvent, Certificate, LedgerEntry
+from lti_tool.models.people import Account, Enrolment, LinkCode, Person, Registration
 from lti_tool.models.progress import ActivityAnswer, ModuleCompletion, QuizAttempt, SectionVisit
 
 __all__ = [
     "Account",
+    "AuditEvent",
+    "Certificate",
+    "LedgerEntry",
+    "LinkCode",
+    "Person",
+    "Registration",
     "ActivityAnswer",
     "ModuleCompletion",
     "QuizAttempt",

@@ -41,9 +41,10 @@ class UTCDateTime(TypeDecorator):
 
 
 def upsert(session, model, values: dict, conflict: list[str], update: list[str]):
-    """Insert a row or, when the unique key `conflict` exists, update `update`; return the row's id.
+    """Insert a row or, when the unique key `conflict` exists, update the columns `update`; return the row's id.
 
-    One statement on SQLite and PostgreSQL alike, so two launches at once cannot both insert.
+    One statement on SQLite and PostgreSQL alike, so two requests at once cannot both insert. With no columns
+    to update the existing row is left untouched (no UPDATE at all: the append-only ledger relies on this).
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -51,9 +52,12 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
     else:
         from sqlalchemy.dialects.sqlite import insert
     statement = insert(model).values(**values)
-    set_ = {name: statement.excluded[name] for name in update}
-    if set_:
-        statement = statement.on_conflict_do_update(index_elements=conflict, set_=set_)
-    else:  # still return the id of the existing row: a no-op update does that
-        statement = statement.on_conflict_do_update(index_elements=conflict, set_={conflict[0]: statement.excluded[conflict[0]]})
-    return session.execute(statement.returning(model.id)).scalar_one()
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=conflict, set_={name: statement.excluded[name] for name in update})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=conflict)
+    row_id = session.execute(statement.returning(model.id)).scalar_one_or_none()
+    if row_id is None:  # it existed (or a concurrent request just committed it): read its id
+        row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
+    return row_id

@@ -1,0 +1,59 @@
+"""CSV exports of the whole program: every person's progress, and every registration."""
+import csv
+import io
+from collections import defaultdict
+from decimal import Decimal
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from lti_tool.catalog import Catalog
+from lti_tool.extensions import db
+from lti_tool.models import Account, Certificate, LedgerEntry, Person, Registration
+from lti_tool.services.rules import compute_progress
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def progress_rows(catalog: Catalog) -> Iterator[list]:
+    """Yield a header and one row per person: hours per group, total, what is left, certificate."""
+    groups = catalog.program.groups
+    yield (["person_id", "name", "email"] + [f"{g.id}_hours" for g in groups]
+           + ["total_hours", "requirements_met", "still_needed", "certificate_number", "certificate_status"])
+    # One grouped query for the whole ledger: the database adds, Python applies the rules.
+    sums = db.session.execute(
+        sa.select(Account.person_id, LedgerEntry.module_slug, sa.func.sum(LedgerEntry.hours))
+        .join(Account, Account.id == LedgerEntry.account_id)
+        .group_by(Account.person_id, LedgerEntry.module_slug))
+    by_person: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+    for person_id, slug, hours in sums:
+        by_person[person_id].append((slug, Decimal(str(hours))))
+    certificates = {person_id: (number, status) for person_id, number, status in db.session.execute(
+        sa.select(Certificate.person_id, Certificate.number, Certificate.status))}
+    people = db.session.execute(sa.select(Person.id, Person.name, Person.email).order_by(Person.id))
+    for person_id, name, email in people:
+        progress = compute_progress(catalog, by_person.get(person_id, ()))
+        number, status = certificates.get(person_id, (None, None))
+        yield ([person_id, name, email] + [str(g.counted_hours) for g in progress.groups]
+               + [str(progress.total_hours), "yes" if progress.met else "no", "; ".join(progress.what_is_left),
+                  number, status])
+
+
+def registration_rows() -> Iterator[list]:
+    """Yield a header and one row per registration."""
+    columns = ["person_id", "name", "email", "local_association", "job_category", "sector",
+               "bargaining_experience", "created_at", "updated_at"]
+    yield columns
+    for registration in db.session.scalars(sa.select(Registration).order_by(Registration.person_id)):
+        yield [getattr(registration, c).isoformat() if c.endswith("_at") else getattr(registration, c)
+               for c in columns]
+
+
+def as_csv(rows: Iterator[list]) -> Iterator[str]:
+    """Turn rows into CSV text, a line at a time (so a large export streams)."""
+    for row in rows:
+        yield _csv_line(row)

@@ -1,0 +1,143 @@
+"""The certificate ledger: every credit hour recorded once, never edited; corrections are reversals.
+
+Module completions, workshop grades and admin adjustments all reach the ledger through `record_hours`.
+"""
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+
+from lti_tool.catalog import Catalog, current_catalog
+from lti_tool.extensions import db
+from lti_tool.models import Account, LedgerEntry
+from lti_tool.models.base import upsert, utcnow
+from lti_tool.services import audit
+from lti_tool.services.rules import Progress, compute_progress
+
+
+class LedgerError(ValueError):
+    """A ledger write that is refused, with the reason in plain words."""
+
+
+SOURCES = ("module_completion", "workshop_grade", "admin_adjustment")
+MAX_REASON = 2000
+
+
+def _hours(value, limit: Decimal) -> Decimal:
+    try:
+        hours = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError) as exc:
+        raise LedgerError(f"Hours must be a number, not '{value}'.") from exc
+    if not hours.is_finite() or hours <= 0:
+        raise LedgerError("Hours must be more than 0.")
+    if hours > limit:
+        raise LedgerError(f"{hours:g} hours is more than this module is worth ({limit:g} hours).")
+    return hours
+
+
+def record_hours(*, account_id: int, module_slug: str, hours, source: str, source_ref: str,
+                 content_version: str | None = None, recorded_by_account_id: int | None = None,
+                 reason: str | None = None, details: dict | None = None) -> LedgerEntry:
+    """Record hours earned; the same (source, source_ref) twice gives back the first entry, never a second."""
+    catalog = current_catalog()
+    module = catalog.module(module_slug)
+    if module is None:
+        raise LedgerError(f"There is no module '{module_slug}' in the catalog.")
+    if source not in SOURCES:
+        raise LedgerError(f"Unknown source '{source}'.")
+    amount = _hours(hours, Decimal(str(module.credit_hours)))
+    if source == "admin_adjustment" and not (reason or "").strip():
+        raise LedgerError("An adjustment needs a reason.")
+    if reason and len(reason) > MAX_REASON:
+        raise LedgerError(f"The reason is longer than {MAX_REASON} characters.")
+    if db.session.get(Account, account_id) is None:
+        raise LedgerError("There is no such account.")
+    entry_id = upsert(db.session, LedgerEntry, {
+        "account_id": account_id, "module_slug": module.slug, "group_id": module.group, "hours": amount,
+        "source": source, "source_ref": source_ref, "content_version": content_version,
+        "recorded_by_account_id": recorded_by_account_id, "recorded_at": utcnow(),
+        "reason": (reason or "").strip() or None, "details": details,
+    }, conflict=["source", "source_ref"], update=[])
+    return db.session.get(LedgerEntry, entry_id)
+
+
+def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -> LedgerEntry:
+    """Cancel an entry with a new, negative entry that points at it; each entry can be reversed once."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise LedgerError("A reversal needs a reason.")
+    if len(reason) > MAX_REASON:
+        raise LedgerError(f"The reason is longer than {MAX_REASON} characters.")
+    entry = db.session.get(LedgerEntry, entry_id)
+    if entry is None:
+        raise LedgerError("There is no such ledger entry.")
+    if entry.source == "reversal":
+        raise LedgerError("A reversal cannot itself be reversed: record new hours instead.")
+    existing = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.reverses_entry_id == entry.id)).first()
+    if existing is not None:
+        raise LedgerError(f"Entry {entry.id} was already reversed on {existing.recorded_at:%Y-%m-%d}.")
+    reversal_id = upsert(db.session, LedgerEntry, {
+        "account_id": entry.account_id, "module_slug": entry.module_slug, "group_id": entry.group_id,
+        "hours": -entry.hours, "source": "reversal", "source_ref": f"reversal:{entry.id}",
+        "content_version": entry.content_version, "recorded_by_account_id": actor_account_id,
+        "recorded_at": utcnow(), "reverses_entry_id": entry.id, "reason": reason, "details": None,
+    }, conflict=["source", "source_ref"], update=[])
+    return db.session.get(LedgerEntry, reversal_id)
+
+
+@dataclass(frozen=True)
+class PersonLedger:
+    entries: list[LedgerEntry]
+    progress: Progress
+
+
+def entries_for_person(person_id: int) -> list[LedgerEntry]:
+    """Return every entry of every account of the person, oldest first."""
+    return list(db.session.scalars(
+        sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
+        .where(Account.person_id == person_id).order_by(LedgerEntry.recorded_at, LedgerEntry.id)))
+
+
+def person_progress(person_id: int, catalog: Catalog | None = None) -> Progress:
+    """Compute a person's progress toward the certificate from their ledger."""
+    rows = db.session.execute(
+        sa.select(LedgerEntry.module_slug, LedgerEntry.hours).join(Account, Account.id == LedgerEntry.account_id)
+        .where(Account.person_id == person_id)).all()
+    return compute_progress(catalog or current_catalog(), ((slug, Decimal(str(h))) for slug, h in rows))
+
+
+def person_ledger(person_id: int) -> PersonLedger:
+    """Return a person's entries and progress."""
+    entries = entries_for_person(person_id)
+    progress = compute_progress(current_catalog(), ((e.module_slug, Decimal(str(e.hours))) for e in entries))
+    return PersonLedger(entries=entries, progress=progress)
+
+
+def adjust(*, person_id: int, module_slug: str, hours, reason: str, actor_account_id: int, request_id: str,
+           details: dict | None = None) -> LedgerEntry:
+    """Add hours by hand (an admin's adjustment), with a reason, on the person's first account.
+
+    `request_id` comes from the form, so submitting the same form twice records one adjustment.
+    """
+    from lti_tool.models import Person
+
+    person = db.session.get(Person, person_id)
+    if person is None or not person.accounts:
+        raise LedgerError("There is no such person.")
+    if not request_id or len(request_id) > 100:
+        raise LedgerError("The adjustment form is incomplete: reload the page and try again.")
+    entry = record_hours(account_id=person.accounts[0].id, module_slug=module_slug, hours=hours,
+                         source="admin_adjustment", source_ref=f"admin_adjustment:{request_id}",
+                         recorded_by_account_id=actor_account_id, reason=reason, details=details)
+    audit.record("ledger.adjust", actor_account_id=actor_account_id, person_id=person_id, reason=reason,
+                 entry_id=entry.id, module=module_slug, hours=str(entry.hours))
+    return entry
+
+
+def _forbid_edits(session, flush_context, instances):
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, LedgerEntry) and (obj in session.deleted or session.is_modified(obj)):
+            raise LedgerError("Ledger entries are append-only: record a reversal instead of changing one.")
+
+
+sa.event.listen(sa.orm.Session, "before_flush", _forbid_edits)

@@ -1,0 +1,231 @@
+"""People and their accounts: one person per member across courses and LMSs; linking, merging, splitting;
+and the program's registration form."""
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+from marshmallow import Schema, ValidationError, fields, validate
+
+from lti_tool.extensions import db
+from lti_tool.models import Account, Certificate, LinkCode, Person, Registration
+from lti_tool.models.base import utcnow
+from lti_tool.services import audit, certificates
+
+LINK_CODE_TTL = timedelta(minutes=15)
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+JOB_CATEGORIES = {
+    "teacher": "Teacher",
+    "esp": "Education support professional",
+    "specialist": "Specialist",
+    "faculty": "Faculty",
+    "professional_staff": "Professional staff",
+    "other": "Other",
+}
+SECTORS = {"prek12": "PreK-12", "higher_ed": "Higher education"}
+EXPERIENCE = {
+    "none": "None yet",
+    "some": "Some: I have helped with a campaign or a survey",
+    "experienced": "I have sat on a bargaining team",
+    "lead": "I have led or chaired negotiations",
+}
+
+
+class PeopleError(ValueError):
+    """A linking, merging or registration step that is refused, in plain words."""
+
+
+def ensure_person(account_id: int) -> Person:
+    """Give an account its person at its first launch (a new person; linking joins people later)."""
+    account = db.session.get(Account, account_id)
+    if account.person_id is None:
+        person = Person(name=account.name or account.display_name, email=account.email, created_at=utcnow())
+        db.session.add(person)
+        db.session.flush()
+        account.person_id = person.id
+        db.session.flush()
+    return account.person
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().replace("-", "").encode()).hexdigest()
+
+
+def create_link_code(account_id: int) -> str:
+    """Make a one-time code for this account, valid for 15 minutes; only its hash is stored."""
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    now = utcnow()
+    db.session.add(LinkCode(code_hash=_hash(raw), account_id=account_id, created_at=now,
+                            expires_at=now + LINK_CODE_TTL))
+    db.session.flush()
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def redeem_link_code(code: str, account_id: int) -> Person:
+    """Join the account that made the code with this one (signed in through another LMS); return the person."""
+    if not code or len(code) > 20:
+        raise PeopleError("Enter the 8-character code shown in your other LMS.")
+    link = db.session.scalars(sa.select(LinkCode).where(LinkCode.code_hash == _hash(code))).first()
+    now = utcnow()
+    if link is None:
+        raise PeopleError("That code is not valid. Check it, or make a new one in your other LMS.")
+    if link.used_at is not None:
+        raise PeopleError("That code was already used. Make a new one in your other LMS.")
+    if link.expires_at < now:
+        raise PeopleError("That code expired (codes last 15 minutes). Make a new one in your other LMS.")
+    maker = db.session.get(Account, link.account_id)
+    here = db.session.get(Account, account_id)
+    if maker.id == here.id or maker.person_id == here.person_id:
+        raise PeopleError("These accounts are already linked: enter the code while signed in through your "
+                          "other LMS.")
+    if maker.platform_id == here.platform_id:
+        raise PeopleError("Both accounts are in the same LMS. Link an account from a different LMS, or ask the "
+                          "program's administrators to merge them.")
+    # Mark the code used atomically: two tabs entering one code link once.
+    used = db.session.execute(sa.update(LinkCode).where(LinkCode.id == link.id, LinkCode.used_at.is_(None))
+                              .values(used_at=now, used_by_account_id=here.id))
+    if used.rowcount != 1:
+        raise PeopleError("That code was already used. Make a new one in your other LMS.")
+    person = merge_people(here.person_id, maker.person_id)
+    audit.record("people.link", actor_account_id=here.id, person_id=person.id,
+                 accounts=[maker.id, here.id])
+    return person
+
+
+def merge_people(keep_id: int, other_id: int) -> Person:
+    """Move every account of `other` to `keep` (the ledger follows the accounts, unchanged); return keep."""
+    if keep_id == other_id:
+        raise PeopleError("That is the same person.")
+    keep, other = db.session.get(Person, keep_id), db.session.get(Person, other_id)
+    if keep is None or other is None:
+        raise PeopleError("There is no such person.")
+    keep_cert = certificates.certificate_for(keep.id)
+    other_cert = certificates.certificate_for(other.id)
+    if keep_cert and other_cert:
+        raise PeopleError(f"Both hold a certificate ({keep_cert.number} and {other_cert.number}): revoke one "
+                          "before merging.")
+    for account in list(other.accounts):
+        account.person_id = keep.id
+    keep_reg = db.session.scalars(sa.select(Registration).where(Registration.person_id == keep.id)).first()
+    other_reg = db.session.scalars(sa.select(Registration).where(Registration.person_id == other.id)).first()
+    if other_reg is not None:
+        if keep_reg is None:
+            other_reg.person_id = keep.id
+        else:
+            db.session.delete(other_reg)
+    if other_cert is not None:
+        other_cert.person_id = keep.id
+    keep.program_admin = keep.program_admin or other.program_admin
+    db.session.flush()
+    db.session.delete(other)
+    db.session.flush()
+    db.session.expire(keep)
+    certificates.evaluate(keep.id)
+    return keep
+
+
+def admin_merge(keep_id: int, other_id: int, *, reason: str, actor_account_id: int) -> Person:
+    """Merge two people as a program admin, with a recorded reason."""
+    if not (reason or "").strip():
+        raise PeopleError("Merging people needs a reason.")
+    person = merge_people(keep_id, other_id)
+    audit.record("people.merge", actor_account_id=actor_account_id, person_id=keep_id, reason=reason.strip(),
+                 merged_person_id=other_id)
+    return person
+
+
+def split_account(account_id: int, *, reason: str, actor_account_id: int) -> Person:
+    """Give an account its own new person again (undoing a wrong link), with a recorded reason."""
+    if not (reason or "").strip():
+        raise PeopleError("Splitting an account off needs a reason.")
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise PeopleError("There is no such account.")
+    old = account.person
+    if old is None or len(old.accounts) < 2:
+        raise PeopleError("This account is the person's only account: there is nothing to split.")
+    person = Person(name=account.display_name, email=account.email, created_at=utcnow())
+    db.session.add(person)
+    db.session.flush()
+    account.person_id = person.id
+    db.session.flush()
+    db.session.expire(old)
+    certificates.evaluate(old.id)
+    certificates.evaluate(person.id)
+    audit.record("people.split", actor_account_id=actor_account_id, person_id=old.id, reason=reason.strip(),
+                 account_id=account.id, new_person_id=person.id)
+    return person
+
+
+class RegistrationSchema(Schema):
+    """The program's registration form."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    local_association = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    job_category = fields.String(required=True, validate=validate.OneOf(list(JOB_CATEGORIES)))
+    sector = fields.String(required=True, validate=validate.OneOf(list(SECTORS)))
+    bargaining_experience = fields.String(required=True, validate=validate.OneOf(list(EXPERIENCE)))
+
+
+_MISSING = {
+    "name": "Enter your name as it should appear on your certificate.",
+    "email": "Enter your email address.",
+    "local_association": "Enter your local association.",
+    "job_category": "Choose your job category.",
+    "sector": "Choose PreK-12 or higher education.",
+    "bargaining_experience": "Choose your bargaining experience.",
+}
+
+
+def registration_for(person_id: int) -> Registration | None:
+    """Return the person's registration, if any."""
+    return db.session.scalars(sa.select(Registration).where(Registration.person_id == person_id)).first()
+
+
+def save_registration(person_id: int, form) -> Registration:
+    """Validate and store (or update) the registration; raise PeopleError with a message per field."""
+    data = {k: (form.get(k) or "").strip() for k in RegistrationSchema().fields}
+    data = {k: v for k, v in data.items() if v}
+    try:
+        values = RegistrationSchema().load(data)
+    except ValidationError as exc:
+        errors = {k: _MISSING[k] if k not in data else " ".join(v) for k, v in exc.messages.items()}
+        raise RegistrationInvalid(errors) from exc
+    registration = registration_for(person_id)
+    now = utcnow()
+    if registration is None:
+        registration = Registration(person_id=person_id, created_at=now, **values)
+        db.session.add(registration)
+    else:
+        for key, value in values.items():
+            setattr(registration, key, value)
+    registration.updated_at = now
+    person = db.session.get(Person, person_id)
+    person.name, person.email = values["name"], values["email"]
+    # A certificate not yet printed with the registered name keeps the name it was issued with: it is a record.
+    db.session.flush()
+    return registration
+
+
+class RegistrationInvalid(PeopleError):
+    """The registration form with a message per field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def find_people(query: str, limit: int = 50) -> list[Person]:
+    """Find people by name, email or certificate number (program admins)."""
+    query = (query or "").strip()
+    statement = sa.select(Person).order_by(Person.name, Person.id).limit(limit)
+    if query:
+        like = f"%{query.lower()}%"
+        statement = statement.where(sa.or_(
+            sa.func.lower(Person.name).like(like), sa.func.lower(Person.email).like(like),
+            Person.id.in_(sa.select(Certificate.person_id).where(Certificate.number == query.upper())),
+            Person.id.in_(sa.select(Account.person_id).where(sa.func.lower(Account.email).like(like))),
+        ))
+    return list(db.session.scalars(statement))
