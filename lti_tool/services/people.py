@@ -106,7 +106,7 @@ def merge_people(keep_id: int, other_id: int) -> Person:
         raise PeopleError(f"Both hold a certificate ({keep_cert.number} and {other_cert.number}): revoke one "
                           "before merging.")
     for account in list(other.accounts):
-        account.person_id = keep.id
+        account.person = keep  # through the relationship, so deleting `other` cannot orphan it
     keep_reg = db.session.scalars(sa.select(Registration).where(Registration.person_id == keep.id)).first()
     other_reg = db.session.scalars(sa.select(Registration).where(Registration.person_id == other.id)).first()
     if other_reg is not None:
@@ -148,7 +148,7 @@ def split_account(account_id: int, *, reason: str, actor_account_id: int) -> Per
     person = Person(name=account.display_name, email=account.email, created_at=utcnow())
     db.session.add(person)
     db.session.flush()
-    account.person_id = person.id
+    account.person = person
     db.session.flush()
     db.session.expire(old)
     certificates.evaluate(old.id)

@@ -1,0 +1,109 @@
+"""Program admins: access, finding people, adjustments, reversals, merges, revocation, exports, audit log."""
+import csv
+import io
+import re
+
+import sqlalchemy as sa
+
+from lti_tool.extensions import db
+from lti_tool.models import AuditEvent, LedgerEntry, Person
+
+
+def text(response):
+    return response.get_data(as_text=True)
+
+
+def csrf(html):
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def admin_home(app, platform, do_launch, runner=None):
+    browser = app.test_client()
+    home = do_launch(platform, "admin", browser=browser).location
+    return browser, home
+
+
+def test_admin_pages_need_an_lms_admin_granted_program_access(app, client, platform, do_launch, member_launch):
+    member_home = member_launch(platform)
+    assert client.get(member_home + "admin/").status_code == 403
+    browser, home = admin_home(app, platform, do_launch)
+    refused = browser.get(home + "admin/")
+    assert refused.status_code == 403 and "admins grant" in text(refused)
+    result = app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    assert result.exit_code == 0, result.output
+    assert browser.get(home + "admin/").status_code == 200
+
+
+def test_admin_finds_a_person_adjusts_reverses_and_revokes(app, client, platform, do_launch, member_launch):
+    member_launch(platform)
+    browser, home = admin_home(app, platform, do_launch)
+    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    found = text(browser.get(home + "admin/?q=maria"))
+    person_url = re.search(r'href="([^"]+/admin/people/\d+)">Maria Member', found).group(1)
+    page = text(browser.get(person_url))
+    token = csrf(page)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page).group(1)
+
+    refused = browser.post(person_url + "/adjust", data={"csrf_token": token, "request_id": request_id,
+                                                          "module": "power-mapping", "hours": "-4", "reason": "x"})
+    assert "Hours must be more than 0." in text(browser.get(refused.location))
+    for slug, hours in [("bargaining-foundations", "6"), ("democratized-bargaining", "6"), ("contract-costing", "3"),
+                        ("power-mapping", "3"), ("impact-bargaining", "3"), ("esp-bargaining", "3")]:
+        page = text(browser.get(person_url))
+        request_id = re.search(r'name="request_id" value="([^"]+)"', page).group(1)
+        response = browser.post(person_url + "/adjust", data={
+            "csrf_token": token, "request_id": request_id, "module": slug, "hours": hours,
+            "reason": "Attended at the Winter Conference (sign-in sheet)"})
+        assert response.status_code == 303
+    page = text(browser.get(person_url))
+    assert "24 of 24 hours" in page and "status <strong>issued</strong>" in page
+
+    entry_id = re.search(r'action="[^"]+/entries/(\d+)/reverse"', page).group(1)
+    missing_reason = browser.post(f"{person_url}/entries/{entry_id}/reverse", data={"csrf_token": token, "reason": ""})
+    assert "needs a reason" in text(browser.get(missing_reason.location))
+    browser.post(f"{person_url}/entries/{entry_id}/reverse", data={"csrf_token": token, "reason": "Wrong member"})
+    page = text(browser.get(person_url))
+    assert "status <strong>review</strong>" in page and "18 of 24 hours" in page
+    browser.post(person_url + "/certificate/revoke", data={"csrf_token": token, "reason": "Hours not confirmed"})
+    assert "status <strong>revoked</strong>" in text(browser.get(person_url))
+
+    with app.app_context():
+        actions = db.session.scalars(sa.select(AuditEvent.action)).all()
+        assert {"ledger.adjust", "ledger.reverse", "certificate.issue", "certificate.flag_for_review",
+                "certificate.revoke"} <= set(actions)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 7
+    audit = text(browser.get(home + "admin/audit"))
+    assert "ledger.reverse" in audit and "Wrong member" in audit and "Ada Admin" in audit
+
+
+def test_admin_exports_progress_and_registrations_as_csv(app, client, platform, do_launch, member_launch):
+    member_launch(platform)
+    browser, home = admin_home(app, platform, do_launch)
+    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    progress = browser.get(home + "admin/export/progress.csv")
+    assert progress.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(text(progress))))
+    maria = next(r for r in rows if r["name"] == "Maria Member")
+    assert maria["total_hours"] == "0" and maria["requirements_met"] == "no"
+    assert "6 more hours of Bargaining Foundations" in maria["still_needed"]
+    registrations = list(csv.DictReader(io.StringIO(text(browser.get(home + "admin/export/registrations.csv")))))
+    assert registrations[0]["local_association"] == "Springfield Education Association"
+
+
+def test_admin_merges_two_people(app, make_platform, do_launch, member_launch):
+    canvas = make_platform(issuer="https://canvas.instructure.com", client_id="1001", product="canvas")
+    moodle = make_platform(product="moodle")
+    member_launch(canvas, browser=app.test_client())
+    member_launch(moodle, browser=app.test_client())
+    browser, home = admin_home(app, moodle, do_launch)
+    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    with app.app_context():
+        ids = db.session.scalars(sa.select(Person.id).where(Person.name == "Maria Member").order_by(Person.id)).all()
+    page = text(browser.get(f"{home}admin/people/{ids[0]}"))
+    response = browser.post(f"{home}admin/people/{ids[0]}/merge",
+                            data={"csrf_token": csrf(page), "other_person_id": str(ids[1]),
+                                  "reason": "Same member in Canvas and Moodle"})
+    assert "is merged into this person" in text(browser.get(response.location))
+    with app.app_context():
+        assert db.session.get(Person, ids[1]) is None
+        assert len(db.session.get(Person, ids[0]).accounts) == 2
