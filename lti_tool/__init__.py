@@ -86,5 +86,6 @@ def _tune_sqlite(app: Flask) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode; no fsync per commit
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()

@@ -239,8 +239,8 @@ def make_account(app):
             account = Account(platform_id=platform.id, sub=f"sub-{next(counter)}", name=name, email=email)
             db.session.add(account)
             db.session.flush()
-            person = ensure_person(account.id)
+            person_id = ensure_person(account.id)
             db.session.commit()
-            return account.id, person.id
+            return account.id, person_id
 
     return factory

@@ -317,3 +317,31 @@ def test_session_cookie_stays_small_after_many_launches(client, platform, do_lau
         assert do_launch(platform, "member").status_code == 303
     cookie = client.get_cookie("lti_tool_session")
     assert cookie is not None and len(cookie.value) < 1200
+
+
+def test_simultaneous_first_launches_fetch_the_key_set_once(app, platform):
+    import threading
+
+    from tests.platform import login_params
+
+    browsers = [app.test_client() for _ in range(6)]
+    forms = []
+    for browser in browsers:
+        response = browser.get("/lti/login", query_string=login_params(platform))
+        forms.append(platform.authorize(response.location))
+    barrier = threading.Barrier(len(browsers))
+    statuses = []
+
+    def go(browser, form):
+        form = dict(form)
+        form.pop("action")
+        barrier.wait()
+        statuses.append(browser.post("/lti/launch", data=form).status_code)
+
+    threads = [threading.Thread(target=go, args=pair) for pair in zip(browsers, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [303] * len(browsers)
+    assert platform.jwks_fetches == 1

@@ -63,6 +63,7 @@ class ToolMessageLaunch(MessageLaunch):
         self._request_cookies = cookies
         self.platform: Platform | None = None
         self.login: LoginState | None = None
+        self.deployment = None
 
     def _get_request_param(self, key):
         return self._request.get_param(key)
@@ -107,8 +108,8 @@ class ToolMessageLaunch(MessageLaunch):
         if len(id_token) > MAX_ID_TOKEN_LENGTH:
             self._fail("bad_token", "The id_token is far larger than any launch token; it was refused.")
         try:
-            header = jwt.get_unverified_header(id_token)
-            body = jwt.decode(id_token, options={"verify_signature": False})
+            decoded = jwt.api_jwt.decode_complete(id_token, options={"verify_signature": False})
+            header, body = decoded["header"], decoded["payload"]
         except (jwt.DecodeError, ValueError, TypeError):
             self._fail("bad_token", "The id_token is not a valid JWT (it must be three base64url parts of JSON).")
         if not isinstance(body, dict) or not isinstance(header, dict):
@@ -192,7 +193,9 @@ class ToolMessageLaunch(MessageLaunch):
             self._fail("no_deployment", "The id_token has no deployment_id claim.")
         if len(deployment_id) > 255:
             self._fail("no_deployment", "The deployment_id is longer than 255 characters.")
-        if find_deployment(self.platform, deployment_id) is None and not self.platform.accept_new_deployments:
+        #: The deployment row (None for a first launch from a new deployment the platform may add).
+        self.deployment = find_deployment(self.platform, deployment_id)
+        if self.deployment is None and not self.platform.accept_new_deployments:
             self._fail("unknown_deployment", unknown_deployment_message(self.platform, deployment_id), 403)
         return self
 

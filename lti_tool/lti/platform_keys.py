@@ -2,6 +2,7 @@
 import json
 import logging
 import threading
+import time
 from datetime import timedelta
 
 import requests
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 #: Parsed keys by (kid, modulus): parsing a JWK costs more than verifying a signature.
 _parsed_keys: dict[tuple[str, str], object] = {}
 _parsed_lock = threading.Lock()
+#: One fetch at a time per platform within a process; across processes, _claim_fetch decides.
+_fetch_locks: dict[int, threading.Lock] = {}
 
 MAX_KEY_SET_BYTES = 512 * 1024
 
@@ -54,16 +57,56 @@ def fetch_key_set(url: str) -> dict:
     return key_set
 
 
-def _store_fetched(platform: Platform, key_set: dict) -> None:
-    # Its own short transaction: the cache must survive even when this launch is refused later.
+def _fresh_key_set_row(platform_id: int):
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(Platform.cached_key_set, Platform.key_set_fetched_at)
+                            .where(Platform.id == platform_id)).one()
+
+
+def _claim_fetch(platform_id: int, min_gap: timedelta) -> bool:
+    """Let one worker of all fetch the key set now (an atomic claim on key_set_fetched_at)."""
     now = utcnow()
     with db.engine.begin() as conn:
-        conn.execute(sa.update(Platform).where(Platform.id == platform.id)
-                     .values(cached_key_set=key_set, key_set_fetched_at=now))
-    platform.cached_key_set = key_set
-    platform.key_set_fetched_at = now
-    # The ORM must not write these again with the launch's own transaction.
-    db.session.expire(platform, ["cached_key_set", "key_set_fetched_at"])
+        claimed = conn.execute(
+            sa.update(Platform)
+            .where(Platform.id == platform_id,
+                   sa.or_(Platform.key_set_fetched_at.is_(None), Platform.key_set_fetched_at <= now - min_gap))
+            .values(key_set_fetched_at=now))
+    return claimed.rowcount == 1
+
+
+def _store_fetched(platform_id: int, key_set: dict) -> None:
+    # Its own short transaction: the cache must survive even when this launch is refused later.
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Platform).where(Platform.id == platform_id).values(cached_key_set=key_set))
+
+
+def _wait_for_other_fetch(platform_id: int, kid: str, seconds: float = 1.0) -> dict | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        key_set, _ = _fresh_key_set_row(platform_id)
+        if _find_jwk(key_set, kid) is not None:
+            return key_set
+        time.sleep(0.05)
+    return None
+
+
+def _refresh_key_set(platform: Platform, kid: str) -> dict | None:
+    """Get a key set that may know `kid`: from another worker's fetch, or by fetching it (one worker at a time)."""
+    min_gap = timedelta(seconds=current_app.config["LTI_KEY_SET_REFETCH_SECONDS"])
+    with _fetch_locks.setdefault(platform.id, threading.Lock()):
+        key_set, _ = _fresh_key_set_row(platform.id)
+        if _find_jwk(key_set, kid) is not None:
+            return key_set  # another thread or worker fetched it meanwhile
+        if _claim_fetch(platform.id, min_gap):
+            key_set = fetch_key_set(platform.key_set_url)
+            log.info("fetched key set of platform %s (%s): %d keys", platform.id, platform.issuer,
+                     len(key_set["keys"]))
+            _store_fetched(platform.id, key_set)
+            return key_set
+        # Another worker is fetching now, or fetched within LTI_KEY_SET_REFETCH_SECONDS: wait briefly for
+        # its result (short, so forged kids cannot tie up threads).
+        return _wait_for_other_fetch(platform.id, kid)
 
 
 def public_key_for(platform: Platform, kid: str):
@@ -72,15 +115,8 @@ def public_key_for(platform: Platform, kid: str):
     if jwk is None and platform.key_set_url:
         jwk = _find_jwk(platform.cached_key_set, kid)
         if jwk is None:
-            fetched_at = platform.key_set_fetched_at
-            min_gap = timedelta(seconds=current_app.config["LTI_KEY_SET_REFETCH_SECONDS"])
-            # A forged token with random kids must not make the tool hammer the platform.
-            if fetched_at is None or utcnow() - fetched_at >= min_gap:
-                key_set = fetch_key_set(platform.key_set_url)
-                log.info("fetched key set of platform %s (%s): %d keys", platform.id, platform.issuer,
-                         len(key_set["keys"]))
-                _store_fetched(platform, key_set)
-                jwk = _find_jwk(key_set, kid)
+            key_set = _refresh_key_set(platform, kid)
+            jwk = _find_jwk(key_set, kid)
     if jwk is None:
         where = platform.key_set_url or "the key set stored for it"
         raise LaunchError("unknown_kid",

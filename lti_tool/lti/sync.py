@@ -1,4 +1,6 @@
 """Keep the members, courses, enrolments and resource links a launch tells us about (upserts)."""
+import sqlalchemy as sa
+
 from lti_tool.extensions import db
 from lti_tool.lti.claims import Claim, MessageType
 from lti_tool.lti.launch import ToolMessageLaunch, dump_claims, new_launch_id, role_for
@@ -9,6 +11,36 @@ from lti_tool.services.people import ensure_person
 
 def _text(value, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
+
+
+def _sync_course(platform_id: int, deployment_pk: int, context: dict, now) -> int:
+    # Every member of a course shares this row: read it, and write only when new or changed, so launches
+    # in one course do not queue behind each other's row lock.
+    title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
+    course = db.session.scalars(sa.select(Course).where(
+        Course.platform_id == platform_id, Course.deployment_id == deployment_pk,
+        Course.context_id == context["id"][:255])).first()
+    if course is None:
+        return upsert(db.session, Course, {
+            "platform_id": platform_id, "deployment_id": deployment_pk, "context_id": context["id"][:255],
+            "title": title, "label": label, "created_at": now,
+        }, conflict=["platform_id", "deployment_id", "context_id"], update=[])
+    if (course.title, course.label) != (title, label):
+        course.title, course.label = title, label
+    return course.id
+
+
+def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) -> int:
+    title = _text(link.get("title"), 500)
+    row = db.session.scalars(sa.select(ResourceLink).where(
+        ResourceLink.course_id == course_id, ResourceLink.resource_link_id == link["id"][:255])).first()
+    if row is None:
+        return upsert(db.session, ResourceLink, {
+            "course_id": course_id, "resource_link_id": link["id"][:255], "title": title, "custom": custom,
+            "created_at": now}, conflict=["course_id", "resource_link_id"], update=[])
+    if (row.title, row.custom) != (title, custom):
+        row.title, row.custom = title, custom
+    return row.id
 
 
 def record_launch(launch: ToolMessageLaunch) -> Launch:
@@ -26,18 +58,14 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
         "created_at": now, "last_launch_at": now,
     }, conflict=["platform_id", "sub"], update=["name", "given_name", "family_name", "email", "last_launch_at"])
 
-    deployment_pk = upsert(session, Deployment, {
+    deployment_pk = launch.deployment.id if launch.deployment is not None else upsert(session, Deployment, {
         "platform_id": platform.id, "deployment_id": claims[Claim.DEPLOYMENT_ID], "created_at": now,
     }, conflict=["platform_id", "deployment_id"], update=[])
 
     course_id = resource_link_pk = None
     context = claims.get(Claim.CONTEXT)
     if isinstance(context, dict):
-        course_id = upsert(session, Course, {
-            "platform_id": platform.id, "deployment_id": deployment_pk, "context_id": context["id"][:255],
-            "title": _text(context.get("title"), 500), "label": _text(context.get("label"), 255),
-            "created_at": now,
-        }, conflict=["platform_id", "deployment_id", "context_id"], update=["title", "label"])
+        course_id = _sync_course(platform.id, deployment_pk, context, now)
         upsert(session, Enrolment, {
             "account_id": account_id, "course_id": course_id,
             "lti_roles": " ".join(r for r in claims.get(Claim.ROLES, []) if isinstance(r, str))[:4000],
@@ -46,11 +74,8 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
         link = claims.get(Claim.RESOURCE_LINK)
         if claims.get(Claim.MESSAGE_TYPE) == MessageType.RESOURCE_LINK and isinstance(link, dict):
             custom = claims.get(Claim.CUSTOM)
-            resource_link_pk = upsert(session, ResourceLink, {
-                "course_id": course_id, "resource_link_id": link["id"][:255],
-                "title": _text(link.get("title"), 500),
-                "custom": custom if isinstance(custom, dict) else None, "created_at": now,
-            }, conflict=["course_id", "resource_link_id"], update=["title", "custom"])
+            resource_link_pk = _sync_resource_link(course_id, link, custom if isinstance(custom, dict) else None,
+                                                   now)
 
     ensure_person(account_id)
     record = Launch(

@@ -40,24 +40,38 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+_UPSERTS: dict = {}
+
+
+def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, update: tuple):
+    key = (dialect, model, columns, conflict, update)
+    statement = _UPSERTS.get(key)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = insert(model.__table__)
+        if update:
+            statement = statement.on_conflict_do_update(
+                index_elements=list(conflict), set_={name: statement.excluded[name] for name in update})
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
+        statement = statement.returning(model.__table__.c.id)
+        _UPSERTS[key] = statement
+    return statement
+
+
 def upsert(session, model, values: dict, conflict: list[str], update: list[str]):
     """Insert a row or, when the unique key `conflict` exists, update the columns `update`; return the row's id.
 
     One statement on SQLite and PostgreSQL alike, so two requests at once cannot both insert. With no columns
-    to update the existing row is left untouched (no UPDATE at all: the append-only ledger relies on this).
+    to update the existing row is left untouched and unlocked (no UPDATE at all: the append-only ledger relies
+    on this). Statements are built once per shape: building them costs more than running them.
     """
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(model).values(**values)
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=conflict, set_={name: statement.excluded[name] for name in update})
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=conflict)
-    row_id = session.execute(statement.returning(model.id)).scalar_one_or_none()
+    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), tuple(update))
+    row_id = session.execute(statement, values).scalar_one_or_none()
     if row_id is None:  # it existed (or a concurrent request just committed it): read its id
         row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
     return row_id

@@ -36,8 +36,8 @@ class PeopleError(ValueError):
     """A linking, merging or registration step that is refused, in plain words."""
 
 
-def ensure_person(account_id: int) -> Person:
-    """Give an account its person at its first launch (a new person; linking joins people later)."""
+def ensure_person(account_id: int) -> int:
+    """Give an account its person at its first launch (a new person; linking joins people later); return its id."""
     account = db.session.get(Account, account_id)
     if account.person_id is None:
         person = Person(name=account.name or account.display_name, email=account.email, created_at=utcnow())
@@ -45,7 +45,7 @@ def ensure_person(account_id: int) -> Person:
         db.session.flush()
         account.person_id = person.id
         db.session.flush()
-    return account.person
+    return account.person_id
 
 
 def _hash(code: str) -> str:
