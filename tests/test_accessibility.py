@@ -24,6 +24,12 @@ def test_member_pages_pass_axe(app, live_server, browser_page):
     page.goto(live_server + "/demo/")
     assert violations(page) == []
     page.get_by_role("button", name="Launch as member").click()
+    page.wait_for_url("**/registration?first=1")
+    assert violations(page) == [], "registration form"
+    page.get_by_role("button", name="Register").click()
+    page.wait_for_load_state()
+    assert violations(page) == [], "registration form with errors"
+    register_in_browser_page(page)
     page.wait_for_url("**/l/*/")
     home = page.url
     assert violations(page) == [], "catalog"
@@ -40,6 +46,20 @@ def test_member_pages_pass_axe(app, live_server, browser_page):
     page.get_by_role("button", name="Check my answers").click()
     page.wait_for_load_state()
     assert violations(page) == [], "knowledge check errors"
+    for path, what in (("progress", "progress page"), ("link-accounts", "link accounts")):
+        page.goto(home + path)
+        assert violations(page) == [], what
+    page.goto(live_server + "/verify/BC-2026-NOPE22")
+    assert violations(page) == [], "verification page"
+
+
+def register_in_browser_page(page):
+    page.get_by_label("Your name").fill("Dana Rivera")
+    page.get_by_label("Local association").fill("Worcester Education Association")
+    page.get_by_label("Teacher").check()
+    page.get_by_label("PreK-12").check()
+    page.get_by_label("None yet").check()
+    page.get_by_role("button", name="Register").click()
 
 
 def test_error_page_passes_axe(live_server, browser_page):
@@ -53,6 +73,7 @@ def test_pages_work_on_a_phone_sized_screen(live_server, browser_page):
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(live_server + "/demo/")
     page.get_by_role("button", name="Launch as member").click()
+    register_in_browser_page(page)
     page.wait_for_url("**/l/*/")
     # nothing wider than the screen: no sideways scrolling
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
