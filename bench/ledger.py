@@ -277,7 +277,10 @@ class Bench:
             engine = self.db.engine
             start = first
             while start <= last:
-                self.check_time(f"building people {first}-{last}")
+                if time.monotonic() > self.deadline:
+                    self.build_seconds += time.monotonic() - t0
+                    print(f"build:      stopped after {counts['people']:,} of people {first:,}-{last:,}")
+                self.check_time(f"building people {first:,}-{last:,}")
                 end = min(start + a.batch // ENTRIES_PER_PERSON - 1, last)
                 rows = {name: [] for name in self.tables}
                 for person_id in range(start, end + 1):
@@ -452,7 +455,7 @@ def report(args, bench, results, wall) -> None:
                        f"{ratio:.2f} (band {LINEAR_RATIO[0]:g}-{LINEAR_RATIO[1]:g})"))
     else:
         checks.append((f"export < {TARGET_EXPORT_S:g} s", None, "not measured"))
-    print(f"build s:    {bench.build_seconds:.1f} s in all (both halves)")
+    print(f"build s:    {bench.build_seconds:.1f} s in all")
     print(f"wall time:  {wall:.1f} s ({bench.backend}, {os.cpu_count()} cores)")
     print()
     for name, passed, got in checks:

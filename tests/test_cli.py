@@ -48,3 +48,16 @@ def test_deployment_add_to_unknown_platform_fails_clearly(runner):
     result = runner.invoke(args=["deployment", "add", "--issuer", "https://x.example", "--client-id", "1",
                                  "--deployment-id", "d"])
     assert result.exit_code != 0 and "No platform is registered" in result.output
+
+
+def test_a_platform_whose_members_earned_hours_cannot_be_removed(app, runner, make_account):
+    from lti_tool.services import ledger
+
+    account, _ = make_account("https://lms.example.edu")
+    with app.app_context():
+        ledger.record_hours(account_id=account, module_slug="power-mapping", hours=3, source="workshop_grade",
+                            source_ref="g")
+        db.session.commit()
+    result = runner.invoke(args=["platform", "remove", "--issuer", "https://lms.example.edu", "--client-id", "c",
+                                 "--yes"])
+    assert result.exit_code != 0 and "ledger is permanent" in result.output

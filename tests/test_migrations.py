@@ -21,4 +21,15 @@ def test_migrations_match_the_models(app):
             differences = compare_metadata(context, Base.metadata)
         assert differences == []
         inspector = sa.inspect(db.engine)
-        assert {"platforms", "deployments", "tool_keys", "launches", "login_states"} <= set(inspector.get_table_names())
+        assert {"platforms", "deployments", "tool_keys", "launches", "login_states", "ledger_entries",
+                "certificates", "people"} <= set(inspector.get_table_names())
+        # the migrations also install the triggers that keep the ledger append-only
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                triggers = conn.execute(sa.text(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'ledger_entries'::regclass")).scalars().all()
+                assert {"ledger_entries_no_update_delete", "ledger_entries_no_truncate"} <= set(triggers)
+            else:
+                triggers = conn.execute(sa.text(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
+                assert {"ledger_entries_no_update", "ledger_entries_no_delete"} <= set(triggers)

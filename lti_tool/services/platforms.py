@@ -77,9 +77,17 @@ def add_deployment(issuer: str, client_id: str, deployment_id: str) -> Deploymen
 
 def remove_platform(issuer: str, client_id: str) -> Platform:
     """Remove a registration and everything recorded under it."""
+    from lti_tool.models import Account, LedgerEntry
+
     platform = find(issuer, client_id)
     if platform is None:
         raise PlatformError(f"No platform is registered for issuer {issuer} with client id {client_id}.")
+    earned = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry).join(
+        Account, Account.id == LedgerEntry.account_id).where(Account.platform_id == platform.id))
+    if earned:
+        raise PlatformError(f"Members of this platform have {earned} ledger entries: the certificate ledger is "
+                            "permanent, so the platform cannot be removed. Leave it registered (its members keep "
+                            "their hours).")
     db.session.delete(platform)
     db.session.flush()
     return platform
