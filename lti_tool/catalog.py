@@ -6,6 +6,7 @@ version is a hash of all its files, which completions record.
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -121,9 +122,13 @@ class Catalog:
     program: Program
     modules: tuple[Module, ...]
 
+    @cached_property
+    def _by_slug(self) -> dict[str, Module]:
+        return {m.slug: m for m in self.modules}
+
     def module(self, slug: str) -> Module | None:
         """Return the module with this slug, if any."""
-        return next((m for m in self.modules if m.slug == slug), None)
+        return self._by_slug.get(slug)
 
     def modules_in(self, group_id: str) -> list[Module]:
         """Return the modules of one requirement group, in title order."""

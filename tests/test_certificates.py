@@ -1,6 +1,5 @@
 """The member's progress page and certificate: PDF, Open Badges 3.0 credential, verification pages."""
 import io
-import re
 
 import pytest
 import sqlalchemy as sa
@@ -73,8 +72,6 @@ def test_open_badge_credential_verifies_against_the_tools_jwks(app, client, home
     assert credential["id"] == f"http://localhost:5000/credentials/{certificate.number}"
     assert credential["credentialSubject"]["achievement"]["achievementType"] == "Certificate"
     # still verifies after the tool rotates its key: the JWKS keeps the previous key
-    from click.testing import CliRunner  # noqa: F401
-
     app.test_cli_runner().invoke(args=["keys", "rotate"])
     assert verify_credential(token.get_data(as_text=True), client.get("/.well-known/jwks.json").get_json())
     assert client.get(f"/credentials/{certificate.number}").get_json()["id"] == credential["id"]

@@ -27,7 +27,7 @@ def test_launch_without_cookie_is_confirmed_through_platform_storage_then_opens_
     assert check.status_code == 200
     page = check.get_data(as_text=True)
     assert "Checking your launch" in page and 'name="lti_storage_verified" value="1"' in page
-    assert f'"state_" + state' in page
+    assert '"state_" + state' in page
 
     verified = iframe.post("/lti/launch", data={"id_token": token, "state": state, "lti_storage_verified": "1"})
     assert verified.status_code == 200

@@ -338,7 +338,7 @@ def test_simultaneous_first_launches_fetch_the_key_set_once(app, platform):
         barrier.wait()
         statuses.append(browser.post("/lti/launch", data=form).status_code)
 
-    threads = [threading.Thread(target=go, args=pair) for pair in zip(browsers, forms)]
+    threads = [threading.Thread(target=go, args=pair) for pair in zip(browsers, forms, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:

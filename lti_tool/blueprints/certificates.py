@@ -1,7 +1,7 @@
 """Certificates: the member's PDF and Open Badges 3.0 credential, and the public verification pages."""
 from decimal import Decimal
 
-from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, render_template, request
 
 from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog

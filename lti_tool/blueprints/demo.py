@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import jwt
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request
 
 from lti_tool.extensions import csrf, db
 from lti_tool.lti import keys

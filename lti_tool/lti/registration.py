@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from lti_tool.extensions import db
-from lti_tool.lti.claims import TOOL_SCOPES, Claim, MessageType
+from lti_tool.lti.claims import TOOL_SCOPES, MessageType
 from lti_tool.lti.errors import LaunchError
 from lti_tool.models import Deployment, Platform
 

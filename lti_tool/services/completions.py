@@ -16,7 +16,7 @@ def record_module_completion(account_id: int, module: Module, course_id: int | N
     }, conflict=["account_id", "module_slug"], update=[])
     completion = db.session.scalars(sa.select(ModuleCompletion).where(
         ModuleCompletion.account_id == account_id, ModuleCompletion.module_slug == module.slug)).one()
-    entry = ledger.record_hours(
+    ledger.record_hours(
         account_id=account_id, module_slug=module.slug, hours=module.credit_hours, source="module_completion",
         source_ref=f"module_completion:{completion.id}", content_version=completion.content_version,
         details={"delivery": "self_paced", "course_id": course_id})
