@@ -105,6 +105,8 @@ def make_platform(app):
 
     def factory(register: bool = True, **kwargs) -> PlatformEmulator:
         emulator = PlatformEmulator(**kwargs)
+        # The LMS checks the tool's signed token requests against the tool's real JWKS endpoint.
+        emulator.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()
         started.append(emulator)
         if register:
             with app.app_context():

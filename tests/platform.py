@@ -83,6 +83,21 @@ class PlatformEmulator:
     resource_link_id: str = "resource-link-1"
     registration_token: str = "reg-token-1"
     used_registration_tokens: set = field(default_factory=set)
+    #: The tool's JWKS (a callable returning it): the token endpoint checks the tool's signed assertion.
+    tool_jwks: object = None
+    #: Gradebook: line items by URL, scores received, and failures to inject into the next score POSTs:
+    #: an int status (500, 429, 401, 400...), "timeout", or ("retry-after", seconds) for a 429 with Retry-After.
+    line_items: dict = field(default_factory=dict)
+    scores: list = field(default_factory=list)
+    score_failures: list = field(default_factory=list)
+    score_delay: float = 0.0
+    #: Roster (NRPS members) and its page size.
+    members: list = field(default_factory=list)
+    members_page_size: int = 50
+    #: Access tokens issued, and how many token requests were made.
+    tokens: dict = field(default_factory=dict)
+    token_requests: int = 0
+    token_lifetime: int = 3600
 
     def __post_init__(self):
         if not self.keys:
@@ -127,6 +142,13 @@ class PlatformEmulator:
             LTI + "context": {"id": self.context_id, "label": "BARG-101", "title": f"Course {self.context_id}"},
             LTI + "tool_platform": {"guid": "platform-guid", "product_family_code": self.product},
         }
+        claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] = {
+            "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                      "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                      "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
+            "lineitems": self.lineitems_url}
+        claims["https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"] = {
+            "context_memberships_url": f"{self.base_url}/{self.context_id}/memberships", "service_versions": ["2.0"]}
         if message_type == "LtiResourceLinkRequest":
             claims[LTI + "resource_link"] = {"id": self.resource_link_id, "title": "Bargaining Certificate"}
         else:
@@ -147,15 +169,109 @@ class PlatformEmulator:
         header.update(headers or {})
         return jwt.encode(claims, key.private_pem, algorithm=algorithm, headers=header)
 
+    @property
+    def lineitems_url(self) -> str:
+        return f"{self.base_url}/{self.context_id}/lineitems"
+
+    def add_line_item(self, label="Workshop", score_maximum=100, resource_link_id=None, resource_id=None,
+                      tag=None) -> str:
+        """Make a gradebook column (as the LMS does when an activity accepts grades); return its URL."""
+        url = f"{self.lineitems_url}/{len(self.line_items) + 1}"
+        self.line_items[url] = {"id": url, "label": label, "scoreMaximum": score_maximum,
+                                "resourceLinkId": resource_link_id, "resourceId": resource_id, "tag": tag}
+        return url
+
+    def add_members(self, count: int, role: str = "Learner", prefix: str = "roster") -> list[dict]:
+        """Put people on the course roster (NRPS), including some who never launched the tool."""
+        added = []
+        for i in range(count):
+            member = {"status": "Active", "user_id": f"{prefix}-{len(self.members) + 1}",
+                      "name": f"Roster Member {len(self.members) + 1}", "given_name": "Roster",
+                      "family_name": f"Member {len(self.members) + 1}",
+                      "email": f"{prefix}{len(self.members) + 1}@example.org", "roles": [MEMBERSHIP + role]}
+            self.members.append(member)
+            added.append(member)
+        return added
+
+    def expire_tokens(self):
+        """Make every access token issued so far invalid (the LMS answers 401 to them)."""
+        self.tokens.clear()
+
     # -- the HTTP side --
     def _wsgi(self, environ, start_response):
         request = Request(environ)
         handler = {
             "/jwks": self._jwks, "/authorize": self._authorize, "/token": self._token,
             "/.well-known/openid-configuration": self._openid_configuration, "/register": self._register,
+            f"/{self.context_id}/lineitems": self._lineitems, f"/{self.context_id}/memberships": self._memberships,
         }.get(request.path)
+        if handler is None and request.path.startswith(f"/{self.context_id}/lineitems/"):
+            handler = self._line_item
         response = handler(request) if handler else Response("not found", status=404)
         return response(environ, start_response)
+
+    def _authorized(self, request, scope: str) -> bool:
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        return scope in self.tokens.get(token, ())
+
+    def _lineitems(self, request):
+        if not self._authorized(request, "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"):
+            return Response("unauthorized", status=401)
+        if request.method == "POST":
+            body = request.get_json()
+            url = self.add_line_item(body.get("label"), body.get("scoreMaximum"), body.get("resourceLinkId"),
+                                     body.get("resourceId"), body.get("tag"))
+            return Response(json.dumps(self.line_items[url]), status=201,
+                            mimetype="application/vnd.ims.lis.v2.lineitem+json")
+        items = list(self.line_items.values())
+        rl = request.args.get("resource_link_id")
+        if rl:
+            items = [i for i in items if i.get("resourceLinkId") == rl]
+        return Response(json.dumps(items), mimetype="application/vnd.ims.lis.v2.lineitemcontainer+json")
+
+    def _line_item(self, request):
+        url = self.base_url + request.path
+        if request.path.endswith("/scores") and request.method == "POST":
+            return self._score(request, url.removesuffix("/scores"))
+        if url not in self.line_items:
+            return Response("no such line item", status=404)
+        return Response(json.dumps(self.line_items[url]), mimetype="application/vnd.ims.lis.v2.lineitem+json")
+
+    def _score(self, request, line_item_url):
+        if self.score_delay:
+            time.sleep(self.score_delay)
+        if self.score_failures:
+            failure = self.score_failures.pop(0)
+            if failure == "timeout":
+                time.sleep(3)
+                return Response("too slow", status=504)
+            if isinstance(failure, tuple) and failure[0] == "retry-after":
+                return Response("slow down", status=429, headers={"Retry-After": str(failure[1])})
+            return Response(json.dumps({"error": f"injected {failure}"}), status=failure, mimetype="application/json")
+        if not self._authorized(request, "https://purl.imsglobal.org/spec/lti-ags/scope/score"):
+            return Response(json.dumps({"error": "invalid_token"}), status=401, mimetype="application/json")
+        if request.content_type != "application/vnd.ims.lis.v1.score+json":
+            return Response("wrong content type", status=415)
+        if line_item_url not in self.line_items:
+            return Response("no such line item", status=404)
+        body = request.get_json()
+        self.scores.append(dict(body, lineItem=line_item_url))
+        return Response("", status=204)
+
+    def _memberships(self, request):
+        if not self._authorized(request,
+                                "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"):
+            return Response("unauthorized", status=401)
+        page = int(request.args.get("page", "1"))
+        size = self.members_page_size
+        chunk = self.members[(page - 1) * size: page * size]
+        headers = {}
+        if page * size < len(self.members):
+            # Capitals in the next URL on purpose: pylti1p3 lower-cases the Link header and breaks such URLs.
+            headers["Link"] = f'<{self.base_url}/{self.context_id}/memberships?page={page + 1}&Sort=Name>; rel="next"'
+        body = {"id": request.url, "context": {"id": self.context_id}, "members": chunk}
+        return Response(json.dumps(body), headers=headers,
+                        mimetype="application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
 
     def _jwks(self, request):
         self.jwks_fetches += 1
@@ -180,7 +296,27 @@ class PlatformEmulator:
         return Response(body, mimetype="text/html")
 
     def _token(self, request):
-        return Response(json.dumps({"error": "unsupported_grant_type"}), status=400, mimetype="application/json")
+        """OAuth2 client credentials with a JWT assertion signed by the tool (checked against its JWKS)."""
+        self.token_requests += 1
+        form = request.form
+        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != \
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return Response(json.dumps({"error": "unsupported_grant_type"}), status=400, mimetype="application/json")
+        try:
+            assertion = form.get("client_assertion", "")
+            jwks = self.tool_jwks() if callable(self.tool_jwks) else self.tool_jwks
+            kid = jwt.get_unverified_header(assertion).get("kid")
+            jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
+            claims = jwt.decode(assertion, RSAAlgorithm.from_jwk(json.dumps(jwk)), algorithms=["RS256"],
+                                audience=self.base_url + "/token")
+            assert claims["iss"] == claims["sub"] == self.client_id
+        except Exception as exc:  # noqa: BLE001 - any bad assertion is the client's error
+            return Response(json.dumps({"error": "invalid_client", "error_description": str(exc)}), status=401,
+                            mimetype="application/json")
+        token = uuid.uuid4().hex
+        self.tokens[token] = set(form.get("scope", "").split())
+        return Response(json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
+                                    "scope": form.get("scope", "")}), mimetype="application/json")
 
     def _openid_configuration(self, request):
         if request.headers.get("Authorization") != f"Bearer {self.registration_token}":
