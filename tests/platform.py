@@ -203,6 +203,7 @@ class PlatformEmulator:
         handler = {
             "/jwks": self._jwks, "/authorize": self._authorize, "/token": self._token,
             "/.well-known/openid-configuration": self._openid_configuration, "/register": self._register,
+            "/course": self._course_page,
             f"/{self.context_id}/lineitems": self._lineitems, f"/{self.context_id}/memberships": self._memberships,
         }.get(request.path)
         if handler is None and request.path.startswith(f"/{self.context_id}/lineitems/"):
@@ -292,7 +293,30 @@ class PlatformEmulator:
         id_token = self.sign(self.claims_for(user_key, params["nonce"], message_type))
         body = (f'<form method="post" action="{html.escape(params["redirect_uri"])}">'
                 f'<input type="hidden" name="id_token" value="{id_token}">'
-                f'<input type="hidden" name="state" value="{html.escape(params["state"])}"></form>')
+                f'<input type="hidden" name="state" value="{html.escape(params["state"])}"></form>'
+                '<script>document.forms[0].submit()</script>')
+        return Response(body, mimetype="text/html")
+
+    def _course_page(self, request):
+        """A course page that frames the tool and offers LTI client-side postMessage storage, as Canvas does."""
+        tool_login = request.args["tool_login"]
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course</title></head><body>
+<h1>Course page</h1><iframe name="tool" title="Bargaining Certificate" src="%s" width="900" height="700"></iframe>
+<script>
+  var store = {}; window.putCount = 0; window.getCount = 0;
+  window.addEventListener("message", function (event) {
+    var m = event.data || {}, reply = { message_id: m.message_id };
+    if (m.subject === "lti.capabilities") {
+      reply.subject = "lti.capabilities.response";
+      reply.supported_messages = [{ subject: "lti.put_data" }, { subject: "lti.get_data" }];
+    } else if (m.subject === "lti.put_data") {
+      store[m.key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; reply.value = m.value;
+    } else if (m.subject === "lti.get_data") {
+      window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; reply.value = store[m.key];
+    } else { return; }
+    event.source.postMessage(reply, "*");
+  });
+</script></body></html>""" % html.escape(tool_login)
         return Response(body, mimetype="text/html")
 
     def _token(self, request):
