@@ -62,3 +62,23 @@ def test_handoff_link_cannot_be_forged(client):
 ])
 def test_lti_roles_map_to_tool_roles(roles, expected):
     assert tool_role([str(r) for r in roles]) == expected
+
+
+def test_cookies_are_samesite_none_secure_partitioned_over_https(app, platform, do_launch):
+    from tests.platform import login_params
+
+    app.config.update(PUBLIC_BASE_URL="https://certificate.example.org", SESSION_COOKIE_SECURE=True,
+                      SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_PARTITIONED=True)
+    client = app.test_client()
+    response = client.get("/lti/login", base_url="https://certificate.example.org",
+                          query_string=login_params(platform, target_link_uri="https://certificate.example.org/lti/launch"))
+    state_cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("lti_state_"))
+    for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned"):
+        assert attribute in state_cookie
+    form = platform.authorize(response.location)
+    form.pop("action")
+    launched = client.post("/lti/launch", base_url="https://certificate.example.org", data=form)
+    assert launched.status_code == 303
+    session_cookie = next(c for c in launched.headers.getlist("Set-Cookie") if c.startswith("lti_tool_session="))
+    for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned"):
+        assert attribute in session_cookie
