@@ -31,12 +31,19 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     _tune_sqlite(app)
 
-    from lti_tool.blueprints import admin, certificates, lti, member
+    from lti_tool.blueprints import admin, certificates, deep_linking, lti, member
 
     app.register_blueprint(lti.bp)
     app.register_blueprint(member.bp)
     app.register_blueprint(certificates.bp)
     app.register_blueprint(admin.bp)
+    from lti_tool.blueprints import grades
+
+    app.register_blueprint(grades.bp)
+    app.register_blueprint(deep_linking.bp)
+    from lti_tool.blueprints import workshops
+
+    app.register_blueprint(workshops.bp)
     app.add_template_filter(_format_hours, "hours")
     if app.config["DEMO_PLATFORM"]:
         from lti_tool.blueprints import demo
@@ -45,6 +52,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     errors.init_app(app)
     cli.init_app(app)
+    if app.config.get("GRADES_BACKGROUND_SYNC") and not app.config.get("TESTING"):
+        from lti_tool.services.passback import start_background_sync
+
+        @app.before_request
+        def _start_grades_sync():
+            # Started by the first request, so CLI commands (db upgrade, grades sync) never run a second sender.
+            start_background_sync(app)
     # The content is validated when the app starts: a broken file stops it with the file and field named.
     from lti_tool.catalog import load_catalog
 

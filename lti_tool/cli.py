@@ -178,5 +178,7 @@ def admins_list():
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli):
+    from lti_tool.cli_grades import grades_cli
+
+    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, grades_cli):
         app.cli.add_command(group)

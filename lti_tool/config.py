@@ -47,4 +47,8 @@ def load_settings(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,  # LMS iframes send no same-origin Referer
         "HTTP_TIMEOUT": 10,
+        # Send queued gradebook scores from a thread of the web process (development); in production run
+        # `flask --app lti_tool grades sync --loop` under a process manager instead.
+        "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
+        in ("1", "true", "yes", "on"),
     }

@@ -69,6 +69,7 @@ def app(tmp_path):
         "DEMO_PLATFORM": True,
         "LTI_KEY_SET_REFETCH_SECONDS": 0,
         "REGISTRATION_KEY": "",
+        "GRADES_BACKGROUND_SYNC": False,
     })
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():

@@ -77,7 +77,7 @@ def test_login_without_client_id_works_when_the_issuer_has_one_registration(clie
 def test_deep_linking_launch_lands_instructor_on_the_deep_link_page(client, platform, do_launch):
     response = do_launch(platform, "instructor", lti_message_hint="deep-link")
     assert response.status_code == 303 and response.location.endswith("/deep-link")
-    assert "deep linking" in page(client.get(response.location))
+    assert "Add Bargaining Certificate content to Course course-101" in page(client.get(response.location))
 
 
 @pytest.mark.parametrize("params, expected", [

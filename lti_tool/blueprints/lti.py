@@ -76,7 +76,7 @@ def launch():
 def landing_url(record: Launch) -> str:
     """Return where a launch lands: the deep-linking picker or the user's home in the course."""
     if record.message_type == MessageType.DEEP_LINKING:
-        return url_for("member.deep_link", launch_id=record.id)
+        return url_for("deep_linking.picker", launch_id=record.id)
     return url_for("member.home", launch_id=record.id)
 
 

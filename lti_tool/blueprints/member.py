@@ -7,6 +7,7 @@ from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
 from lti_tool.rendering import render_markdown
 from lti_tool.services import certificates as certificate_service
+from lti_tool.services import passback
 from lti_tool.services import ledger as ledger_service
 from lti_tool.services import people as people_service
 from lti_tool.services import progress as progress_service
@@ -39,6 +40,11 @@ def home(launch_id: str):
     if g.launch.role == ToolRole.MEMBER and people_service.registration_for(_person_id()) is None:
         return redirect(url_for("member.registration", launch_id=launch_id, first="1"))
     link = g.launch.resource_link
+    custom = (link.custom or {}) if link else {}
+    if custom.get("mode") == "workshop" and isinstance(custom.get("workshop"), str) and custom["workshop"]:
+        # A placed workshop: its instructors grade it, its members check in and see their result.
+        endpoint = "workshops.attend" if g.launch.role == ToolRole.MEMBER else "workshops.grade"
+        return redirect(url_for(endpoint, launch_id=launch_id, public_id=custom["workshop"]))
     slug = (link.custom or {}).get(MODULE_PARAMETER) if link else None
     if slug and current_catalog().module(slug):
         return redirect(url_for("member.module", launch_id=launch_id, slug=slug))
@@ -90,8 +96,10 @@ def section(launch_id: str, slug: str, section_slug: str):
     current = module.section(section_slug)
     if current is None:
         abort(404, description=f"Module '{module.title}' has no section '{section_slug}'.")
+    was_complete = progress_service.module_progress(g.launch.account_id, module).complete
     progress_service.visit_section(g.launch.account_id, module, current.slug)
-    progress_service.complete_if_done(g.launch.account_id, module, _course_id())
+    if progress_service.complete_if_done(g.launch.account_id, module, _course_id()) and not was_complete:
+        passback.queue_completion_scores(g.launch, module)
     db.session.commit()
     return _render_section(module, current)
 
@@ -114,6 +122,8 @@ def save_activity(launch_id: str, slug: str, activity_slug: str):
                                drafts={activity.slug: draft}, status=422)
     was_complete = progress_service.module_progress(g.launch.account_id, module).complete
     completion = progress_service.complete_if_done(g.launch.account_id, module, _course_id())
+    if completion is not None and not was_complete:
+        passback.queue_completion_scores(g.launch, module)
     db.session.commit()
     flash(f"Your answers to “{activity.title}” are saved.", "success")
     if completion is not None and not was_complete:
@@ -135,7 +145,9 @@ def knowledge_check(launch_id: str, slug: str):
         except progress_service.AnswerError as exc:
             errors = exc.errors
         else:
-            progress_service.complete_if_done(g.launch.account_id, module, _course_id())
+            was_complete = progress_service.module_progress(g.launch.account_id, module).complete
+            if progress_service.complete_if_done(g.launch.account_id, module, _course_id()) and not was_complete:
+                passback.queue_completion_scores(g.launch, module)
             db.session.commit()
     progress = progress_service.module_progress(g.launch.account_id, module)
     return render_template("member/check.html", launch=g.launch, module=module, progress=progress, result=result,
@@ -149,13 +161,6 @@ def facilitator_guide(launch_id: str, slug: str):
     module = _module_or_404(slug)
     return render_template("member/guide.html", launch=g.launch, module=module,
                            body=render_markdown(module.facilitator_guide))
-
-
-@bp.get("/l/<launch_id>/deep-link")
-@launch_required(ToolRole.INSTRUCTOR)
-def deep_link(launch_id: str):
-    """Show the instructor's deep-linking launch (the module picker arrives with the instructor tools)."""
-    return render_template("member/deep_link.html", launch=g.launch)
 
 
 @bp.route("/l/<launch_id>/registration", methods=["GET", "POST"])

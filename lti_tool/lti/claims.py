@@ -14,6 +14,9 @@ class Claim(StrEnum):
     LAUNCH_PRESENTATION = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
     CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
     DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+    DL_CONTENT_ITEMS = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
+    DL_DATA = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
+    DL_MESSAGE = "https://purl.imsglobal.org/spec/lti-dl/claim/msg"
     AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
     NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 

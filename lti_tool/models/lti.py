@@ -137,6 +137,9 @@ class Launch(Base):
     role: Mapped[str] = mapped_column(sa.String(20))
     claims: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: When the deep-linking picker answered the LMS for this launch: a launch is answered once (no duplicate
+    #: workshops from a resubmitted form).
+    deep_link_answered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     #: When the launch was carried into a new window (browsers that block cookies in the LMS iframe); once only.
     handoff_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 

@@ -1,15 +1,59 @@
-"""Scores for the LMS gradebook (AGS): queued in the durable outbox in the same transaction as the grade."""
-from datetime import datetime, timezone
+"""Scores for the LMS gradebook (AGS): queued in the durable outbox in the same transaction as the grade, and
+sent by a worker (`flask --app lti_tool grades sync`, or a background thread in development).
+
+Sending is at-least-once made exactly-once in practice: a worker leases the rows it takes (SKIP LOCKED on
+PostgreSQL, a conditional UPDATE on SQLite), commits the lease, sends each score only while its lease holds, and
+marks a row sent only if no newer score replaced it meanwhile (the row's `version`). A worker that dies leaves
+leases that expire; another worker then sends those rows.
+"""
+import dataclasses
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
+from flask import current_app
 
 from lti_tool.extensions import db
-from lti_tool.models import OutboxScore
+from lti_tool.lti import ags
+from lti_tool.lti.claims import Scope
+from lti_tool.lti.service_client import ServiceError, access_token
+from lti_tool.models import (
+    Account,
+    Course,
+    Enrolment,
+    Launch,
+    LineItem,
+    OutboxScore,
+    Platform,
+)
 from lti_tool.models.base import utcnow
+from lti_tool.services import ledger
+
+log = logging.getLogger("lti_tool.passback")
 
 ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
 GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
+
+#: The per-course column that shows each member's hours toward the certificate.
+PROGRESS_LABEL = "Bargaining Certificate progress"
+PROGRESS_TAG = "bargaining-certificate-progress"
+#: The tag of line items the tool makes for self-paced module completions.
+SELF_PACED_TAG = "self-paced-module"
+
+#: Retry timing (seconds) unless the app's config says otherwise: 2 s doubling, at most an hour apart.
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 3600.0
+#: After this many transient failures (about a day and a half at the cap) a score is marked failed for a person
+#: to look at, rather than retried for ever.
+MAX_ATTEMPTS = 40
+#: How soon to look again at a score whose line item another worker is creating.
+BUSY_RETRY_SECONDS = 1.0
 
 
 def line_item_key(lineitems_url: str, resource_link_id: str | None, tag: str | None) -> str:
@@ -33,7 +77,7 @@ def queue_score(*, platform_id: int, course_id: int | None, user_id: str, score_
             raise ValueError("a score needs a line item URL or a lineitems container to find one in")
         line_item_url = line_item_key(line_item_spec["lineitems"], line_item_spec.get("resourceLinkId"),
                                       line_item_spec.get("tag"))
-    when = (timestamp or utcnow()).astimezone(timezone.utc)
+    when = (timestamp or utcnow()).astimezone(UTC)
     payload = {
         "userId": user_id,
         "scoreGiven": float(Decimal(str(score_given))) if score_given is not None else None,
@@ -67,3 +111,514 @@ def queue_score(*, platform_id: int, course_id: int | None, user_id: str, score_
         existing.updated_at = now
     db.session.flush()
     return existing
+
+
+# -- what the program queues --------------------------------------------------------------------------------
+
+def queue_completion_scores(launch: Launch, module) -> None:
+    """Queue what a newly completed self-paced module changes: its own score and the course's progress score."""
+    queue_module_completion(launch, module)
+    if launch.course_id is not None and launch.account.person_id is not None:
+        queue_certificate_progress(launch.account.person_id, launch.course_id)
+
+
+def queue_module_completion(launch: Launch, module) -> OutboxScore | None:
+    """Queue the self-paced module's score (its credit hours) for the launch's line item; None if there is none.
+
+    The score goes to the launch's `lineitem` claim when the placed link is this module's, otherwise (only
+    `lineitems` known, or a link that names no module) to a line item found or created for this module and tied
+    to the resource link. A link placed for another module, or as a graded workshop, gets nothing: its column
+    belongs to that module or to the instructor's grade.
+    """
+    endpoint = ags.endpoint(launch.claims)
+    if endpoint is None or not endpoint.can_post_scores:
+        return None
+    custom = (launch.resource_link.custom or {}) if launch.resource_link else {}
+    placed_module = custom.get("module")
+    if placed_module and placed_module != module.slug:
+        return None
+    if "workshop" in str(custom.get("mode") or "").lower():
+        return None
+    hours = Decimal(str(module.credit_hours))
+    score = {"platform_id": launch.platform_id, "course_id": launch.course_id, "user_id": launch.account.sub,
+             "score_given": hours, "score_maximum": hours, "activity_progress": "Completed",
+             "grading_progress": "FullyGraded",
+             "comment": f"Completed {module.title} (self-paced, {_hours(hours)} hours)."}
+    if endpoint.lineitem and placed_module == module.slug:
+        return queue_score(line_item_url=endpoint.lineitem, **score)
+    if not endpoint.can_manage_line_items or launch.resource_link is None:
+        return None
+    spec = {"lineitems": endpoint.lineitems, "resourceLinkId": launch.resource_link.resource_link_id,
+            "label": module.title, "scoreMaximum": float(hours), "resourceId": module.slug, "tag": SELF_PACED_TAG}
+    return queue_score(line_item_spec=spec, **score)
+
+
+def course_endpoint(course_id: int) -> ags.Endpoint | None:
+    """Return the AGS endpoint of the course's latest launch that carried one with a line item container."""
+    recent = db.session.scalars(sa.select(Launch.claims).where(Launch.course_id == course_id)
+                                .order_by(Launch.created_at.desc()).limit(25))
+    for claims in recent:
+        endpoint = ags.endpoint(claims)
+        if endpoint is not None and endpoint.can_manage_line_items and Scope.AGS_SCORE in endpoint.scopes:
+            return endpoint
+    return None
+
+
+def queue_certificate_progress(person_id: int, course_id: int) -> list[OutboxScore]:
+    """Queue the person's hours toward the certificate to the course's "Bargaining Certificate progress" column."""
+    course = db.session.get(Course, course_id)
+    endpoint = course_endpoint(course_id) if course is not None else None
+    if endpoint is None:
+        return []
+    accounts = list(db.session.scalars(sa.select(Account).join(Enrolment, Enrolment.account_id == Account.id).where(
+        Account.person_id == person_id, Account.platform_id == course.platform_id, Enrolment.course_id == course_id)))
+    if not accounts:  # e.g. graded from the roster before ever launching: the platform's accounts
+        accounts = list(db.session.scalars(sa.select(Account).where(
+            Account.person_id == person_id, Account.platform_id == course.platform_id)))
+    progress = ledger.person_progress(person_id)
+    total = progress.total_required
+    hours = min(progress.total_hours, total)
+    comment = (f"{_hours(hours)} of {_hours(total)} hours. " +
+               ("Every requirement is met." if progress.met else f"Still needed: {'; '.join(progress.what_is_left)}."))
+    spec = {"lineitems": endpoint.lineitems, "label": PROGRESS_LABEL, "scoreMaximum": float(total),
+            "resourceId": PROGRESS_TAG, "tag": PROGRESS_TAG}
+    return [queue_score(platform_id=course.platform_id, course_id=course_id, user_id=account.sub,
+                        score_given=hours, score_maximum=total,
+                        activity_progress="Completed" if progress.met else "InProgress",
+                        grading_progress="FullyGraded", comment=comment, line_item_spec=spec)
+            for account in accounts]
+
+
+def _hours(value) -> str:
+    number = Decimal(str(value)).normalize()
+    return f"{number:f}" if number != number.to_integral() else str(int(number))
+
+
+# -- the worker ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SendReport:
+    """What one run of the worker did."""
+
+    claimed: int = 0
+    sent: int = 0
+    #: Transient failures, to be tried again later.
+    retrying: int = 0
+    #: Permanent refusals (or too many failures): a person must look at them.
+    failed: int = 0
+    #: A newer score was queued while this one was in flight: the newer one goes next.
+    superseded: int = 0
+    #: Not sent this time (lease too short to finish, or another worker is creating the line item).
+    deferred: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: "SendReport") -> None:
+        """Add another run's counts to this one."""
+        for f in fields(self):
+            if f.name == "errors":
+                self.errors.extend(other.errors[: max(0, 20 - len(self.errors))])
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def summary(self) -> str:
+        """Say what happened in one line."""
+        return (f"{self.sent} sent, {self.retrying} to retry, {self.failed} failed, {self.superseded} replaced by "
+                f"newer scores, {self.deferred} deferred ({self.claimed} taken in {self.seconds:.2f} s)")
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: int
+    platform_id: int
+    course_id: int | None
+    line_item_url: str
+    line_item_spec: dict | None
+    payload: dict
+    version: int
+    attempts: int
+    lease: datetime
+    #: Where the score goes: the line item's real URL (for a spec, the one found or created).
+    target: str | None = None
+
+
+#: Core statements on the table: the worker writes plain columns, and skipping the ORM's bookkeeping is cheaper.
+_TABLE = OutboxScore.__table__
+
+
+def _setting(name: str, default):
+    return current_app.config.get(name, default)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Return how long to wait after the `attempt`-th failure: 2 s doubling, capped at an hour, with jitter."""
+    base = float(_setting("GRADES_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
+    cap = float(_setting("GRADES_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS))
+    delay = base * 2 ** min(max(attempt - 1, 0), 30)
+    # Jitter spreads the retries of a batch that failed together (an LMS outage) instead of bunching them.
+    return min(cap, delay * random.uniform(0.8, 1.2))
+
+
+def _send_budget() -> timedelta:
+    # The worst case of one send: a token request and the POST, each twice (a 401 gets a fresh token).
+    return timedelta(seconds=4 * float(current_app.config["HTTP_TIMEOUT"]) + 1)
+
+
+def _due_filter(now: datetime):
+    return sa.and_(OutboxScore.status == "pending", OutboxScore.next_attempt_at <= now,
+                   sa.or_(OutboxScore.leased_until.is_(None), OutboxScore.leased_until < now))
+
+
+def _claim(limit: int, lease_seconds: float) -> list[_Job]:
+    """Lease up to `limit` due rows for this worker; no other worker can take them until the lease passes."""
+    now = utcnow()
+    lease = now + timedelta(seconds=lease_seconds)
+    due = sa.select(OutboxScore.id).where(_due_filter(now)).order_by(OutboxScore.next_attempt_at,
+                                                                     OutboxScore.id).limit(limit)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Rows another worker is claiming right now are skipped, not waited for.
+        ids = list(db.session.scalars(due.with_for_update(skip_locked=True)))
+        if ids:
+            db.session.execute(sa.update(_TABLE).where(OutboxScore.id.in_(ids)).values(leased_until=lease))
+    else:
+        # SQLite has one writer at a time: the conditional UPDATE is the claim, its rowcount says who won.
+        ids = [row_id for row_id in db.session.scalars(due).all()
+               if db.session.execute(sa.update(_TABLE).where(OutboxScore.id == row_id, _due_filter(now))
+                                     .values(leased_until=lease)).rowcount == 1]
+    if not ids:
+        return []
+    rows = db.session.execute(sa.select(
+        OutboxScore.id, OutboxScore.platform_id, OutboxScore.course_id, OutboxScore.line_item_url,
+        OutboxScore.line_item_spec, OutboxScore.payload, OutboxScore.version, OutboxScore.attempts)
+        .where(OutboxScore.id.in_(ids)).order_by(OutboxScore.id)).all()
+    return [_Job(id=r.id, platform_id=r.platform_id, course_id=r.course_id, line_item_url=r.line_item_url,
+                 line_item_spec=r.line_item_spec, payload=r.payload, version=r.version, attempts=r.attempts,
+                 lease=lease, target=None if r.line_item_spec else r.line_item_url) for r in rows]
+
+
+def _finish(job: _Job, **values) -> bool:
+    """Record the outcome of the version we sent; False when a newer score replaced it meanwhile."""
+    values.update(leased_until=None, updated_at=utcnow())
+    done = db.session.execute(sa.update(_TABLE).where(
+        OutboxScore.id == job.id, OutboxScore.version == job.version, OutboxScore.status == "pending")
+        .values(**values)).rowcount == 1
+    if not done:
+        _release(job)
+    return done
+
+
+def _release(job: _Job, next_attempt_at: datetime | None = None) -> None:
+    """Give the row back without counting an attempt (only while the lease is still ours)."""
+    values = {"leased_until": None}
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    db.session.execute(sa.update(_TABLE).where(OutboxScore.id == job.id, OutboxScore.leased_until == job.lease)
+                       .values(**values))
+
+
+def _lms_answer(exc: ServiceError) -> str:
+    if exc.status is None:
+        return str(exc)[:2000]
+    return f"HTTP {exc.status}: {(exc.body or str(exc)).strip()}"[:2000]
+
+
+def _record_failure(job: _Job, exc: ServiceError, report: SendReport) -> None:
+    attempts = job.attempts + 1
+    if exc.transient and attempts < int(_setting("GRADES_MAX_ATTEMPTS", MAX_ATTEMPTS)):
+        delay = backoff_seconds(attempts)
+        if exc.retry_after:
+            delay = max(delay, exc.retry_after)  # the LMS said when: never sooner
+        done = _finish(job, attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay),
+                       last_error=_lms_answer(exc))
+        outcome = "retrying"
+    else:
+        answer = _lms_answer(exc)
+        if exc.transient:
+            answer = f"Gave up after {attempts} attempts. Last answer: {answer}"[:2000]
+        done = _finish(job, attempts=attempts, status="failed", last_error=answer)
+        outcome = "failed"
+        if exc.status == 404 and job.line_item_spec:
+            # The column the tool found or made is gone: a retry finds or creates it again.
+            ags.forget_line_item(job.platform_id, job.target)
+    if done:
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if len(report.errors) < 20:
+            report.errors.append(f"score {job.id}: {_lms_answer(exc)[:200]}")
+    else:
+        report.superseded += 1
+
+
+def _resolve_line_items(jobs: list[_Job], report: SendReport) -> list[_Job]:
+    """Find or create the line items of rows that name one by spec; return the jobs ready to send."""
+    ready, groups = [], {}
+    for job in jobs:
+        if job.target:
+            ready.append(job)
+        else:
+            groups.setdefault((job.platform_id, job.course_id, job.line_item_url), []).append(job)
+    for (platform_id, course_id, _key), members in groups.items():
+        platform = db.session.get(Platform, platform_id)
+        spec = members[0].line_item_spec
+        try:
+            item = ags.find_or_create_line_item(platform, spec, course_id=course_id,
+                                                lock_seconds=_send_budget().total_seconds() * 2)
+        except ags.LineItemBusy:
+            later = utcnow() + timedelta(seconds=BUSY_RETRY_SECONDS)
+            for job in members:
+                _release(job, next_attempt_at=later)
+            report.deferred += len(members)
+        except ServiceError as exc:
+            for job in members:
+                _record_failure(job, exc, report)
+        else:
+            # The row keeps its key (lineitems#resourceLinkId#tag) as line_item_url: queue_score computes the
+            # same key for the next score, so there stays one row per member and column, and latest wins.
+            ready.extend(dataclasses.replace(job, target=item.url) for job in members)
+        db.session.commit()
+    return ready
+
+
+def _detached_platform(platform_id: int, cache: dict) -> Platform:
+    # Loaded once per thread and detached, so no database connection is held while the HTTP call waits.
+    if platform_id not in cache:
+        platform = db.session.get(Platform, platform_id)
+        db.session.expunge(platform)
+        db.session.rollback()
+        cache[platform_id] = platform
+    return cache[platform_id]
+
+
+def _send(job: _Job, report: SendReport, platforms: dict) -> None:
+    if utcnow() + _send_budget() > job.lease:
+        # Our lease could run out mid-send and another worker take the row: give it back instead.
+        _release(job)
+        report.deferred += 1
+        return
+    platform = _detached_platform(job.platform_id, platforms)
+    try:
+        ags.post_score(platform, job.target, job.payload)
+    except ServiceError as exc:
+        _record_failure(job, exc, report)
+    else:
+        if _finish(job, status="sent", sent_at=utcnow(), last_error=None):
+            report.sent += 1
+        else:
+            report.superseded += 1
+
+
+def _worker(app, jobs: "queue.Queue[_Job | None]", report: SendReport, lock: threading.Lock) -> None:
+    """Send jobs until told to stop (None), in this thread's own app context and session."""
+    with app.app_context():
+        mine, platforms = SendReport(), {}
+        while True:
+            job = jobs.get()
+            if job is None:
+                break
+            try:
+                _send(job, mine, platforms)
+                db.session.commit()  # each outcome in its own short transaction
+            except Exception as exc:
+                db.session.rollback()
+                log.exception("sending score %s failed", job.id)
+                try:
+                    _record_failure(job, ServiceError(f"The tool could not send it: {exc.__class__.__name__}."),
+                                    mine)
+                    db.session.commit()
+                except Exception:  # noqa: BLE001 - the lease expires and another round takes it
+                    db.session.rollback()
+        with lock:
+            report.add(mine)
+
+
+def _warm_tokens(platform_ids) -> None:
+    # One token request per platform before the threads start, instead of one per thread.
+    for platform_id in platform_ids:
+        try:
+            access_token(db.session.get(Platform, platform_id), [Scope.AGS_SCORE])
+        except ServiceError as exc:
+            log.warning("no access token from platform %s yet: %s", platform_id, exc)
+
+
+def send_due(limit: int = 200, *, concurrency: int = 8, lease_seconds: float = 60) -> SendReport:
+    """Send up to `limit` due scores, `concurrency` at a time; return what happened.
+
+    It commits (it is a worker, not part of a request): first each lease, so no other worker takes the rows,
+    then each row's outcome in its own short transaction. Rows are claimed a few at a time as the sending
+    threads free up, so one slow answer (a timeout) holds up one thread, not the batch, and no row waits long
+    under its lease before it is sent.
+    """
+    if timedelta(seconds=lease_seconds) <= _send_budget():
+        raise ValueError("lease_seconds must be longer than one send can take (4 × HTTP_TIMEOUT)")
+    started = time.monotonic()
+    report = SendReport()
+    concurrency = max(1, concurrency)
+    work: queue.Queue[_Job | None] = queue.Queue()
+    app, lock = current_app._get_current_object(), threading.Lock()
+    threads: list[threading.Thread] = []
+    warmed: set[int] = set()
+    try:
+        while report.claimed < limit:
+            while work.qsize() >= concurrency:  # enough waiting: claim more only as threads free up
+                time.sleep(0.005)
+            jobs = _claim(min(concurrency, limit - report.claimed), lease_seconds)
+            db.session.commit()
+            if not jobs:
+                break
+            report.claimed += len(jobs)
+            ready = _resolve_line_items(jobs, report)
+            _warm_tokens(sorted({job.platform_id for job in ready} - warmed))
+            warmed.update(job.platform_id for job in ready)
+            db.session.commit()
+            for job in ready:
+                work.put(job)
+            while len(threads) < min(concurrency, report.claimed):
+                thread = threading.Thread(target=_worker, args=(app, work, report, lock), daemon=True,
+                                          name=f"grades-send-{len(threads)}")
+                thread.start()
+                threads.append(thread)
+    finally:
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def send_all_due(limit: int = 200, *, concurrency: int = 8, lease_seconds: float = 60,
+                 max_rounds: int = 1000) -> SendReport:
+    """Send batches until nothing is due now (scores waiting for a retry later stay for a later run)."""
+    total = SendReport()
+    started = time.monotonic()
+    for _ in range(max_rounds):
+        report = send_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
+        total.add(report)
+        if report.claimed == 0 or report.deferred == report.claimed:
+            break
+    total.seconds = time.monotonic() - started
+    return total
+
+
+# -- what people see and do -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FailedScore:
+    id: int
+    course_id: int | None
+    course_title: str | None
+    member: str
+    user_id: str
+    line_item: str
+    score: str
+    answer: str
+    attempts: int
+    updated_at: datetime
+
+
+def failed_scores(course_id: int | None = None) -> list[FailedScore]:
+    """Return the scores the LMS refused (of one course, or of all when course_id is None), newest first."""
+    query = (sa.select(OutboxScore, Account, LineItem.label, Course.title, Course.label.label("course_label"))
+             .outerjoin(Account, sa.and_(Account.platform_id == OutboxScore.platform_id,
+                                         Account.sub == OutboxScore.user_id))
+             .outerjoin(LineItem, sa.and_(LineItem.platform_id == OutboxScore.platform_id,
+                                          LineItem.url == OutboxScore.line_item_url))
+             .outerjoin(Course, Course.id == OutboxScore.course_id)
+             .where(OutboxScore.status == "failed").order_by(OutboxScore.updated_at.desc(), OutboxScore.id))
+    if course_id is not None:
+        query = query.where(OutboxScore.course_id == course_id)
+    found = []
+    for row, account, item_label, course_title, course_label in db.session.execute(query):
+        payload = row.payload or {}
+        label = item_label or (row.line_item_spec or {}).get("label") or row.line_item_url
+        given = payload.get("scoreGiven")
+        score = (f"{_hours(given)} of {_hours(payload['scoreMaximum'])}" if given is not None
+                 else payload.get("activityProgress", ""))
+        found.append(FailedScore(
+            id=row.id, course_id=row.course_id, course_title=course_title or course_label,
+            member=account.display_name if account else row.user_id, user_id=row.user_id, line_item=label,
+            score=score, answer=row.last_error or "", attempts=row.attempts, updated_at=row.updated_at))
+    return found
+
+
+def retry(score_ids, *, course_id: int | None = None) -> int:
+    """Send failed scores again, now; only those of `course_id` when given. Return how many were requeued."""
+    ids = [int(i) for i in score_ids]
+    if not ids:
+        return 0
+    query = sa.update(OutboxScore).where(OutboxScore.id.in_(ids), OutboxScore.status == "failed")
+    if course_id is not None:
+        query = query.where(OutboxScore.course_id == course_id)
+    now = utcnow()
+    return db.session.execute(query.values(status="pending", attempts=0, next_attempt_at=now, leased_until=None,
+                                           updated_at=now).execution_options(synchronize_session=False)).rowcount
+
+
+def retry_all_failed(course_id: int | None = None) -> int:
+    """Send every failed score again (of one course when given); return how many."""
+    query = sa.select(OutboxScore.id).where(OutboxScore.status == "failed")
+    if course_id is not None:
+        query = query.where(OutboxScore.course_id == course_id)
+    return retry(db.session.scalars(query).all(), course_id=course_id)
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    counts: dict[str, int]
+    due_now: int
+    leased: int
+    oldest_pending: datetime | None
+    next_attempt: datetime | None
+
+
+def outbox_status() -> OutboxStatus:
+    """Count the outbox's scores by status, with the oldest pending one and the next retry."""
+    now = utcnow()
+    counts = dict(db.session.execute(sa.select(OutboxScore.status, sa.func.count()).group_by(OutboxScore.status)).all())
+    pending = OutboxScore.status == "pending"
+    return OutboxStatus(
+        counts={status: counts.get(status, 0) for status in ("pending", "sent", "failed")} | counts,
+        due_now=db.session.scalar(sa.select(sa.func.count()).where(_due_filter(now))) or 0,
+        leased=db.session.scalar(sa.select(sa.func.count()).where(pending, OutboxScore.leased_until >= now)) or 0,
+        oldest_pending=db.session.scalar(sa.select(sa.func.min(OutboxScore.created_at)).where(pending)),
+        next_attempt=db.session.scalar(sa.select(sa.func.min(OutboxScore.next_attempt_at)).where(pending)))
+
+
+# -- the development background thread ------------------------------------------------------------------------
+
+def start_background_sync(app) -> threading.Thread | None:
+    """Start a daemon thread that sends due scores every few seconds (development; once per process)."""
+    if app.config.get("TESTING") or not app.config.get("GRADES_BACKGROUND_SYNC"):
+        return None
+    with _background_lock:
+        running = app.extensions.get("grades_sync")
+        if running:
+            return running[0]
+        stop = threading.Event()
+        thread = threading.Thread(target=_background_loop, args=(app, stop), daemon=True, name="grades-sync")
+        app.extensions["grades_sync"] = (thread, stop)
+        thread.start()
+        return thread
+
+
+def stop_background_sync(app, timeout: float = 10) -> None:
+    """Stop the background thread after the round in flight."""
+    running = app.extensions.pop("grades_sync", None)
+    if running:
+        running[1].set()
+        running[0].join(timeout)
+
+
+_background_lock = threading.Lock()
+
+
+def _background_loop(app, stop: threading.Event) -> None:
+    interval = float(app.config.get("GRADES_SYNC_INTERVAL", 5))
+    while not stop.is_set():
+        try:
+            with app.app_context():
+                report = send_all_due()
+            if report.claimed:
+                log.info("grades sync: %s", report.summary())
+        except Exception:
+            log.exception("grades sync failed; trying again in %s s", interval)
+        stop.wait(interval)

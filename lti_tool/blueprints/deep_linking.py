@@ -1,0 +1,62 @@
+"""The instructor's deep-linking picker: choose modules and workshops, answer the LMS with a signed response."""
+from flask import Blueprint, abort, current_app, g, render_template, request
+
+from lti_tool.auth import launch_required
+from lti_tool.catalog import current_catalog
+from lti_tool.extensions import db
+from lti_tool.lti import deep_linking
+from lti_tool.lti.claims import ToolRole
+from lti_tool.lti.registration import tool_urls
+from lti_tool.services import placements
+
+bp = Blueprint("deep_linking", __name__)
+
+
+def _request_or_refuse() -> deep_linking.DeepLinkRequest:
+    request_ = deep_linking.deep_link_request(g.launch.claims)
+    if request_ is None:
+        abort(403, description="This page answers the LMS when you add content to a course (a deep-linking "
+                               "launch). Open it from your course's “add an activity”, “external tool” or "
+                               "assignment settings.")
+    if not request_.accepts_resource_links:
+        abort(400, description="Your LMS asked for content this tool does not make here "
+                               f"({', '.join(request_.accept_types) or 'none'}); the tool places links to its "
+                               "modules (LTI resource links). Add the tool from the course's activity or "
+                               "assignment settings instead.")
+    return request_
+
+
+def _render_picker(link_request, errors=None, form=None, status=200):
+    return render_template("deep_linking/picker.html", launch=g.launch, catalog=current_catalog(),
+                           link_request=link_request, modes=placements.MODES, errors=errors or {},
+                           form_error=(errors or {}).get(placements.FORM_ERROR), form=form), status
+
+
+@bp.route("/l/<launch_id>/deep-link", methods=["GET", "POST"])
+@launch_required(ToolRole.INSTRUCTOR)
+def picker(launch_id: str):
+    """Let the instructor pick modules to place, each self-paced or as a graded workshop; answer the LMS."""
+    link_request = _request_or_refuse()
+    if g.launch.deep_link_answered_at is not None:
+        abort(409, description="This request to add content was already answered. To add more, start again "
+                               "from your course's activity or assignment settings.")
+    if request.method == "GET":
+        return _render_picker(link_request)
+    catalog = current_catalog()
+    if not placements.claim_answer(g.launch.id):
+        abort(409, description="This request to add content was already answered. To add more, start again "
+                               "from your course's activity or assignment settings.")
+    try:
+        choices = placements.parse_choices(request.form, catalog, accept_multiple=link_request.accept_multiple)
+        placed = placements.place(choices, course_id=g.launch.course_id, account_id=g.launch.account_id)
+    except placements.PlacementInvalid as exc:
+        db.session.rollback()
+        return _render_picker(link_request, errors=exc.errors, form=request.form, status=422)
+    launch_url = tool_urls(current_app.config["PUBLIC_BASE_URL"])["launch"]
+    items = [placements.content_item(p, launch_url) for p in placed]
+    token = deep_linking.sign_response(g.launch.platform, link_request, items,
+                                       message=f"Added {len(items)} Bargaining Certificate "
+                                               f"item{'' if len(items) == 1 else 's'}.")
+    db.session.commit()
+    return render_template("deep_linking/response.html", launch=g.launch, return_url=link_request.return_url,
+                           token=token, items=items)
