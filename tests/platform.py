@@ -184,7 +184,7 @@ class PlatformEmulator:
     def add_members(self, count: int, role: str = "Learner", prefix: str = "roster") -> list[dict]:
         """Put people on the course roster (NRPS), including some who never launched the tool."""
         added = []
-        for i in range(count):
+        for _ in range(count):
             member = {"status": "Active", "user_id": f"{prefix}-{len(self.members) + 1}",
                       "name": f"Roster Member {len(self.members) + 1}", "given_name": "Roster",
                       "family_name": f"Member {len(self.members) + 1}",
