@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 import requests  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
+from bench.common import percentile, prepare_postgres  # noqa: E402
 from tests.platform import PlatformEmulator, state_and_nonce  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -67,31 +68,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def percentile(sorted_values, q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    k = (len(sorted_values) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
-
-
-def reset_postgres(url: str) -> None:
-    import sqlalchemy as sa
-
-    sa_url = url
-    for prefix in ("postgres://", "postgresql://"):
-        if sa_url.startswith(prefix):
-            sa_url = "postgresql+psycopg://" + sa_url[len(prefix):]
-    engine = sa.create_engine(sa_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,7 +120,7 @@ class Bench:
         if a.database_url:
             self.database_url = a.database_url
             if a.database_url.startswith(("postgres://", "postgresql")):
-                reset_postgres(a.database_url)
+                prepare_postgres(a.database_url)
         else:
             self.database_url = f"sqlite:///{self.tmp / 'bench.sqlite3'}"
         self.port = free_port()

@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa
 from werkzeug.wrappers import Response
 
+from bench.common import prepare_postgres
 from tests.platform import PlatformEmulator
 
 TARGET_SECONDS = 15.0
@@ -103,22 +104,11 @@ class FlakyLMS(PlatformEmulator):
         return Response('{"error": "injected 500"}', status=500, mimetype="application/json")
 
 
-def prepare_postgres(url: str) -> None:
-    """Create the bench database if missing, then drop and recreate its schema public."""
-    import psycopg
-
-    u = sa.engine.make_url(url)
-    if u.database != BENCH_DATABASE:
-        raise RuntimeError(f"use a database named {BENCH_DATABASE} (its schema is dropped), not {u.database!r}")
-    conninfo = {k: v for k, v in dict(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
-                                      password=u.password).items() if v is not None}
-    with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (u.database,)).fetchone() is None:
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(u.database)))
-            print(f"database: created {u.database}")
-    with psycopg.connect(dbname=u.database, autocommit=True, **conninfo) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
+def check_bench_database(url: str) -> None:
+    """Refuse any database but the bench's own: its schema is dropped."""
+    database = sa.engine.make_url(url).database
+    if database != BENCH_DATABASE:
+        raise RuntimeError(f"use a database named {BENCH_DATABASE} (its schema is dropped), not {database!r}")
 
 
 def build(args, url: str):
@@ -199,6 +189,7 @@ def main(argv=None) -> int:
     if args.database_url:
         url = args.database_url
         try:
+            check_bench_database(url)
             prepare_postgres(url)
         except Exception as exc:  # noqa: BLE001 - a setup failure is reported, not a traceback
             print(f"setup failed: {exc}", file=sys.stderr)
