@@ -69,7 +69,10 @@ def create_app(config: dict | None = None) -> Flask:
         """Point people at what they can do here."""
         from flask import render_template
 
-        return render_template("index.html", demo=app.config["DEMO_PLATFORM"])
+        from lti_tool.lti.registration import tool_urls
+
+        return render_template("index.html", demo=app.config["DEMO_PLATFORM"],
+                               urls=tool_urls(app.config["PUBLIC_BASE_URL"]))
 
     return app
 

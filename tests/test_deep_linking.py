@@ -363,3 +363,12 @@ def test_a_deep_linking_request_is_answered_once(app, client, platform, do_launc
     assert again.status_code == 409 and "already answered" in page(again)
     assert len(workshops(app)) == 1
     assert client.get(url).status_code == 409
+
+
+def test_no_line_item_when_the_platform_does_not_accept_one(app, client, platform, do_launch):
+    platform.claim_overrides = {SETTINGS: settings(platform, accept_lineitem=False)}
+    url = open_picker(client, do_launch, platform)
+    response = submit(client, url, ["power-mapping:self_paced"])
+    _, _, claims = read_response(client, response, platform.issuer)
+    (item,) = claims[DL + "content_items"]
+    assert "lineItem" not in item and item["custom"]["module"] == "power-mapping"

@@ -118,3 +118,11 @@ def test_dynamic_registration_is_off_in_production_without_a_key(app, client, ma
     app.config["REGISTRATION_KEY"] = None
     response = _register(client, make_platform(register=False))
     assert response.status_code == 403 and "LTI_REGISTRATION_KEY" in response.get_data(as_text=True)
+
+
+def test_front_page_gives_admins_the_tools_addresses(client):
+    html = client.get("/").get_data(as_text=True)
+    for address in ("http://localhost:5000/lti/login", "http://localhost:5000/lti/launch",
+                    "http://localhost:5000/.well-known/jwks.json", "http://localhost:5000/lti/config/canvas.json",
+                    "http://localhost:5000/lti/register"):
+        assert address in html

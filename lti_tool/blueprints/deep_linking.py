@@ -53,7 +53,8 @@ def picker(launch_id: str):
         db.session.rollback()
         return _render_picker(link_request, errors=exc.errors, form=request.form, status=422)
     launch_url = tool_urls(current_app.config["PUBLIC_BASE_URL"])["launch"]
-    items = [placements.content_item(p, launch_url) for p in placed]
+    # A platform that says accept_lineitem: false makes no gradebook columns from the response.
+    items = [placements.content_item(p, launch_url, with_line_item=link_request.accept_lineitem) for p in placed]
     token = deep_linking.sign_response(g.launch.platform, link_request, items,
                                        message=f"Added {len(items)} Bargaining Certificate "
                                                f"item{'' if len(items) == 1 else 's'}.")

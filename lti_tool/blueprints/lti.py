@@ -10,12 +10,11 @@ from lti_tool.extensions import csrf, db
 from lti_tool.lti import keys
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import PendingStorageCheck, validate_launch
+from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, validate_launch
 from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, purge_login_states
 from lti_tool.lti.registration import canvas_configuration, register_dynamically, tool_urls
 from lti_tool.lti.sync import record_launch
 from lti_tool.models import Launch
-from lti_tool.models.base import utcnow
 
 bp = Blueprint("lti", __name__)
 
@@ -94,12 +93,7 @@ def resume(token: str):
                           "from your course.", status=401) from exc
     except BadSignature as exc:
         raise LaunchError("handoff_invalid", "This link to open the tool is not valid.", status=401) from exc
-    updated = db.session.execute(
-        Launch.__table__.update().where(Launch.id == launch_id, Launch.handoff_used_at.is_(None))
-        .values(handoff_used_at=utcnow()))
-    if updated.rowcount != 1:
-        raise LaunchError("handoff_used", "This link to open the tool was already used. Open the tool again from "
-                          "your course.", status=401)
+    claim_handoff(launch_id)
     db.session.commit()
     record = db.session.get(Launch, launch_id)
     remember_launch(record.id)

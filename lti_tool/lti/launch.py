@@ -308,6 +308,15 @@ def _new_window_login_url(login: LoginState) -> str:
     return url_for("lti.login", **(login.login_params or {}))
 
 
+def claim_handoff(launch_id: str) -> None:
+    """Use a launch's new-window hand-off, once: a second use of the link is refused."""
+    used = db.session.execute(sa.update(Launch).where(Launch.id == launch_id, Launch.handoff_used_at.is_(None))
+                              .values(handoff_used_at=utcnow()).execution_options(synchronize_session=False))
+    if used.rowcount != 1:
+        raise LaunchError("handoff_used", "This link to open the tool was already used. Open the tool again from "
+                          "your course.", status=401)
+
+
 def new_launch_id() -> str:
     """Return a fresh launch id."""
     return str(uuid.uuid4())

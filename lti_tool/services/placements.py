@@ -161,8 +161,8 @@ def title_for(placement: Placement) -> str:
     return f"{choice.module.title} — workshop, {choice.event_name}, {describe_date(choice.session_date)}"
 
 
-def content_item(placement: Placement, launch_url: str) -> ResourceLinkItem:
-    """Return the LTI resource link (custom parameters and gradebook column) that places one choice."""
+def content_item(placement: Placement, launch_url: str, *, with_line_item: bool = True) -> ResourceLinkItem:
+    """Return the LTI resource link (custom parameters and, when the LMS takes one, gradebook column)."""
     choice = placement.choice
     title = title_for(placement)
     custom = {MODULE_PARAMETER: choice.module.slug, MODE_PARAMETER: choice.mode}
@@ -173,7 +173,7 @@ def content_item(placement: Placement, launch_url: str) -> ResourceLinkItem:
     return ResourceLinkItem(
         url=launch_url, title=title, text=choice.module.summary, custom=custom,
         line_item=LineItem(score_maximum=choice.module.credit_hours, label=title, resource_id=resource_id,
-                           tag=LINE_ITEM_TAG))
+                           tag=LINE_ITEM_TAG) if with_line_item else None)
 
 
 def claim_answer(launch_id: str) -> bool:
