@@ -34,7 +34,7 @@ from lti_tool.models import (
     Workshop,
     WorkshopRecord,
 )
-from lti_tool.models.base import utcnow
+from lti_tool.models.base import upsert, utcnow
 from lti_tool.services import certificates, ledger, passback
 
 RESULTS = {"complete": "Complete", "incomplete": "Incomplete"}
@@ -314,6 +314,15 @@ def _next_grade_ref(record: WorkshopRecord) -> str:
     return f"{prefix}{count + 1}"
 
 
+def _record(workshop_id: int, account_id: int) -> WorkshopRecord:
+    """Return the member's record for the workshop, creating it in one statement (an instructor's save and the
+    member's own check-in at the same moment must not collide)."""
+    record_id = upsert(db.session, WorkshopRecord, {
+        "workshop_id": workshop_id, "account_id": account_id, "attended": False, "updated_at": utcnow()},
+        conflict=["workshop_id", "account_id"], update=[])
+    return db.session.get(WorkshopRecord, record_id)
+
+
 def save_row(workshop: Workshop, account: Account, row: GradeInput, *, grader: Account, launch: Launch,
              record: WorkshopRecord | None = None) -> str:
     """Save one member's attendance and, when a result is given, their grade.
@@ -324,9 +333,7 @@ def save_row(workshop: Workshop, account: Account, row: GradeInput, *, grader: A
     if record is None:
         if row.empty:
             return "unchanged"
-        record = WorkshopRecord(workshop_id=workshop.id, account_id=account.id, attended=False, updated_at=now)
-        db.session.add(record)
-        db.session.flush()
+        record = _record(workshop.id, account.id)
     if row.result:
         return "graded" if save_grade(workshop, record, row, grader=grader, launch=launch) else "unchanged"
     changed = False
@@ -737,8 +744,7 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
     if record is not None and record.attended:
         return record, False
     if record is None:
-        record = WorkshopRecord(workshop_id=workshop.id, account_id=account_id)
-        db.session.add(record)
+        record = _record(workshop.id, account_id)
     record.attended = True
     record.attendance_source = "check_in"
     record.updated_at = now
