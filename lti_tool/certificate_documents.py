@@ -26,6 +26,37 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Table, TableStyle
 
+#: DejaVu Sans prints names in most of the world's scripts (Vietnamese, Greek, Cyrillic...); the built-in Helvetica
+#: only prints Latin-1. Debian's fonts-dejavu-core puts it here; CERTIFICATE_FONT_DIR can point elsewhere.
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
+_DEJAVU = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "italic": "DejaVuSans-Oblique.ttf"}
+_HELVETICA = {"regular": "Helvetica", "bold": "Helvetica-Bold", "italic": "Helvetica-Oblique"}
+_fonts: dict[str, str] | None = None
+
+
+def certificate_fonts() -> dict[str, str]:
+    """Return the font names for regular, bold and italic text: DejaVu Sans when installed, else Helvetica."""
+    global _fonts
+    if _fonts is None:
+        import os
+        from pathlib import Path
+
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.ttfonts import TTFont
+
+        directories = [os.environ["CERTIFICATE_FONT_DIR"]] if os.environ.get("CERTIFICATE_FONT_DIR") else []
+        for directory in [*directories, *FONT_DIRS]:
+            paths = {style: Path(directory) / name for style, name in _DEJAVU.items()}
+            if all(path.is_file() for path in paths.values()):
+                for style, path in paths.items():
+                    pdfmetrics.registerFont(TTFont(f"Certificate-{style}", str(path)))
+                _fonts = {style: f"Certificate-{style}" for style in _DEJAVU}
+                break
+        else:
+            _fonts = dict(_HELVETICA)
+    return _fonts
+
+
 VC_CONTEXT_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 OB_SCHEMA_URL = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
@@ -107,15 +138,15 @@ def _hours_table(data: CertificateData, max_height: float) -> Table:
     wrapped = []
     for index, (title, hours) in enumerate(rows):
         if 0 < index < len(rows) - 1:
-            title = "\n".join(simpleSplit(title, "Helvetica", font_size, title_width - 12)) or title
+            title = "\n".join(simpleSplit(title, certificate_fonts()["regular"], font_size, title_width - 12)) or title
         wrapped.append([title, hours])
     table = Table(wrapped, colWidths=[title_width, 80], hAlign="CENTER")
     table.setStyle(
         TableStyle(
             [
-                ("FONT", (0, 0), (-1, -1), "Helvetica", font_size),
-                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", font_size),
-                ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", font_size),
+                ("FONT", (0, 0), (-1, -1), certificate_fonts()["regular"], font_size),
+                ("FONT", (0, 0), (-1, 0), certificate_fonts()["bold"], font_size),
+                ("FONT", (0, -1), (-1, -1), certificate_fonts()["bold"], font_size),
                 ("TEXTCOLOR", (0, 0), (-1, -1), INK),
                 ("ALIGN", (1, 0), (1, -1), "RIGHT"),
                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -132,7 +163,7 @@ def _hours_table(data: CertificateData, max_height: float) -> Table:
 
 
 def render_pdf(data: CertificateData) -> bytes:
-    """The printable certificate: one landscape Letter page, built-in Helvetica fonts only."""
+    """The printable certificate: one landscape Letter page, in DejaVu Sans (or Helvetica when it is missing)."""
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), pageCompression=1)
     canvas.setTitle(f"{data.program_name}: certificate {data.number} for {data.holder_name}")
@@ -152,10 +183,10 @@ def render_pdf(data: CertificateData) -> bytes:
     text_width = PAGE_WIDTH - 140
     same_name = data.issuer_name.strip().casefold() == data.program_name.strip().casefold()
     overline = "Certificate of Completion" if same_name else data.issuer_name
-    _centered(canvas, overline.upper(), 548, "Helvetica", 11, text_width, ACCENT)
-    _centered(canvas, data.program_name, 506, "Helvetica-Bold", 30, text_width)
-    _centered(canvas, "This certifies that", 466, "Helvetica-Oblique", 14, text_width, MUTED)
-    _centered(canvas, data.holder_name, 424, "Helvetica-Bold", 34, text_width)
+    _centered(canvas, overline.upper(), 548, certificate_fonts()["regular"], 11, text_width, ACCENT)
+    _centered(canvas, data.program_name, 506, certificate_fonts()["bold"], 30, text_width)
+    _centered(canvas, "This certifies that", 466, certificate_fonts()["italic"], 14, text_width, MUTED)
+    _centered(canvas, data.holder_name, 424, certificate_fonts()["bold"], 34, text_width)
     canvas.setStrokeColor(ACCENT)
     canvas.setLineWidth(0.8)
     canvas.line(PAGE_WIDTH / 2 - 200, 412, PAGE_WIDTH / 2 + 200, 412)
@@ -165,10 +196,10 @@ def render_pdf(data: CertificateData) -> bytes:
         f"has completed every requirement of the {data.program_name}, "
         f"{total} {'hour' if total == '1' else 'hours'} of training in all."
     )
-    canvas.setFont("Helvetica", 12.5)
+    canvas.setFont(certificate_fonts()["regular"], 12.5)
     canvas.setFillColor(INK)
     y = 388
-    for line in simpleSplit(sentence, "Helvetica", 12.5, text_width - 60)[:3]:
+    for line in simpleSplit(sentence, certificate_fonts()["regular"], 12.5, text_width - 60)[:3]:
         canvas.drawCentredString(PAGE_WIDTH / 2, y, line)
         y -= 16
 
@@ -185,16 +216,16 @@ def render_pdf(data: CertificateData) -> bytes:
         (PAGE_WIDTH * 0.73, data.number, "Certificate number"),
     ):
         canvas.setFillColor(INK)
-        canvas.setFont("Helvetica-Bold", _fit_font_size(value, "Helvetica-Bold", 13, 220))
+        canvas.setFont(certificate_fonts()["bold"], _fit_font_size(value, certificate_fonts()["bold"], 13, 220))
         canvas.drawCentredString(centre, 96, value)
         canvas.setStrokeColor(INK)
         canvas.setLineWidth(0.6)
         canvas.line(centre - 110, 90, centre + 110, 90)
-        canvas.setFont("Helvetica", 9)
+        canvas.setFont(certificate_fonts()["regular"], 9)
         canvas.setFillColor(MUTED)
         canvas.drawCentredString(centre, 78, caption)
 
-    _centered(canvas, f"Verify at {data.verification_url}", 48, "Helvetica", 9.5, text_width, MUTED)
+    _centered(canvas, f"Verify at {data.verification_url}", 48, certificate_fonts()["regular"], 9.5, text_width, MUTED)
     canvas.linkURL(data.verification_url, (70, 42, PAGE_WIDTH - 70, 60), relative=0)
 
     canvas.showPage()

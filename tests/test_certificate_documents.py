@@ -130,6 +130,16 @@ def test_pdf_keeps_many_requirements_and_long_names_on_one_page():
     assert "Verify at" in text
 
 
+@pytest.mark.parametrize("name", ["Nguyễn Thị Hương", "Ирина Петрова", "Χρήστος Παπαδόπουλος", "Nadège Pierre-Louis"])
+def test_names_in_other_scripts_are_printed(name):
+    from lti_tool.certificate_documents import certificate_fonts
+
+    if certificate_fonts()["regular"] == "Helvetica":
+        pytest.fail("DejaVu Sans is not installed (apt-get install fonts-dejavu-core): names outside Latin-1 "
+                    "would not print")
+    assert name in pdf_text(render_pdf(make_data(holder_name=name)))
+
+
 def test_date_printed_is_the_issue_dates_own_calendar_day():
     late_evening = datetime(2026, 11, 25, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert "November 25, 2026" in pdf_text(render_pdf(make_data(issued_at=late_evening)))
