@@ -168,3 +168,13 @@ def test_activity_answers_are_validated_saved_and_revisable(app, member):
         db.session.commit()
         saved = progress.module_progress(member, module).answers[activity.slug]
         assert saved[activity.fields[0].name] == "A better answer"
+
+
+def test_finish_if_done_reports_the_completion_only_the_first_time(app, member):
+    with app.app_context():
+        module = current_catalog().module(MODULE)
+        do_everything_but(app, member, module, skip=None)
+        first = progress.finish_if_done(member, module, None)
+        assert first is not None and first.module_slug == MODULE
+        assert progress.finish_if_done(member, module, None) is None  # already recorded: nothing new
+        assert progress.complete_if_done(member, module, None).id == first.id

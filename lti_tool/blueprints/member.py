@@ -33,6 +33,14 @@ def _person_id() -> int:
     return g.launch.account.person_id
 
 
+def _finish_if_done(module) -> bool:
+    """Record the module's completion once every rule is met and queue its gradebook scores; True that time."""
+    if progress_service.finish_if_done(g.launch.account_id, module, _course_id()) is None:
+        return False
+    passback.queue_completion_scores(g.launch, module)
+    return True
+
+
 @bp.get("/l/<launch_id>/")
 @launch_required(ToolRole.MEMBER)
 def home(launch_id: str):
@@ -96,10 +104,8 @@ def section(launch_id: str, slug: str, section_slug: str):
     current = module.section(section_slug)
     if current is None:
         abort(404, description=f"Module '{module.title}' has no section '{section_slug}'.")
-    was_complete = progress_service.module_progress(g.launch.account_id, module).complete
     progress_service.visit_section(g.launch.account_id, module, current.slug)
-    if progress_service.complete_if_done(g.launch.account_id, module, _course_id()) and not was_complete:
-        passback.queue_completion_scores(g.launch, module)
+    _finish_if_done(module)
     db.session.commit()
     return _render_section(module, current)
 
@@ -120,13 +126,10 @@ def save_activity(launch_id: str, slug: str, activity_slug: str):
         draft = {f.name: request.form.get(f.name, "") for f in activity.fields}
         return _render_section(module, current, errors={activity.slug: exc.errors},
                                drafts={activity.slug: draft}, status=422)
-    was_complete = progress_service.module_progress(g.launch.account_id, module).complete
-    completion = progress_service.complete_if_done(g.launch.account_id, module, _course_id())
-    if completion is not None and not was_complete:
-        passback.queue_completion_scores(g.launch, module)
+    finished = _finish_if_done(module)
     db.session.commit()
     flash(f"Your answers to “{activity.title}” are saved.", "success")
-    if completion is not None and not was_complete:
+    if finished:
         flash(f"You completed {module.title}: {module.credit_hours:g} hours.", "success")
     return redirect(url_for("member.section", launch_id=launch_id, slug=slug, section_slug=current.slug)
                     + f"#activity-{activity.slug}", code=303)
@@ -145,9 +148,7 @@ def knowledge_check(launch_id: str, slug: str):
         except progress_service.AnswerError as exc:
             errors = exc.errors
         else:
-            was_complete = progress_service.module_progress(g.launch.account_id, module).complete
-            if progress_service.complete_if_done(g.launch.account_id, module, _course_id()) and not was_complete:
-                passback.queue_completion_scores(g.launch, module)
+            _finish_if_done(module)
             db.session.commit()
     progress = progress_service.module_progress(g.launch.account_id, module)
     return render_template("member/check.html", launch=g.launch, module=module, progress=progress, result=result,

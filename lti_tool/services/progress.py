@@ -78,14 +78,17 @@ def module_progress(account_id: int, module: Module) -> ModuleProgress:
                           done_steps=done)
 
 
-def complete_if_done(account_id: int, module: Module, course_id: int | None) -> ModuleCompletion | None:
-    """Record the completion when every rule is met; return it (or None while something is left)."""
+def finish_if_done(account_id: int, module: Module, course_id: int | None) -> ModuleCompletion | None:
+    """Record the completion when every rule is met for the first time; return it only from that call."""
     progress = module_progress(account_id, module)
-    if progress.completion is not None:
-        return progress.completion
-    if progress.done_steps < progress.total_steps:
+    if progress.completion is not None or progress.done_steps < progress.total_steps:
         return None
     return record_module_completion(account_id, module, course_id)
+
+
+def complete_if_done(account_id: int, module: Module, course_id: int | None) -> ModuleCompletion | None:
+    """Record the completion when every rule is met; return it (or None while something is left)."""
+    return finish_if_done(account_id, module, course_id) or module_progress(account_id, module).completion
 
 
 def visit_section(account_id: int, module: Module, section_slug: str) -> None:
