@@ -44,7 +44,9 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.blueprints import workshops
 
     app.register_blueprint(workshops.bp)
-    app.add_template_filter(_format_hours, "hours")
+    from lti_tool.services.rules import format_hours
+
+    app.add_template_filter(format_hours, "hours")
     if app.config["DEMO_PLATFORM"]:
         from lti_tool.blueprints import demo
 
@@ -75,14 +77,6 @@ def create_app(config: dict | None = None) -> Flask:
                                urls=tool_urls(app.config["PUBLIC_BASE_URL"]))
 
     return app
-
-
-def _format_hours(value) -> str:
-    """Show hours without trailing zeros: 6, 1.5, 2.25."""
-    from decimal import Decimal
-
-    number = Decimal(str(value)).normalize()
-    return f"{number:f}" if number != number.to_integral() else str(int(number))
 
 
 def _check_settings(app: Flask) -> None:

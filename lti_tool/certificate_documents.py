@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 import jwt
 from jwt.algorithms import RSAAlgorithm
 from reportlab.lib import colors
+
+from lti_tool.services.rules import format_hours
 from reportlab.lib.pagesizes import landscape, letter
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -87,13 +89,6 @@ class CertificateData:
 
 
 # ---------------------------------------------------------------------------------------------- formatting
-
-
-def format_hours(hours: float) -> str:
-    """12.0 -> "12", 12.5 -> "12.5", 0.1 + 0.2 -> "0.3"."""
-    value = round(float(hours), 2)
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def format_date(moment: datetime) -> str:

@@ -69,15 +69,17 @@ class Progress:
                 noun = "elective" if g.modules_short == 1 else "electives"
                 left.append(f"{g.modules_short} more {g.title} {noun}")
             elif g.hours_short:
-                hours = _fmt(g.hours_short)
+                hours = format_hours(g.hours_short)
                 left.append(f"{hours} more {'hour' if hours == '1' else 'hours'} of {g.title}")
         if not left and self.total_hours < self.total_required:
-            left.append(f"{_fmt(self.total_required - self.total_hours)} more hours in all")
+            left.append(f"{format_hours(self.total_required - self.total_hours)} more hours in all")
         return left
 
 
-def _fmt(value: Decimal) -> str:
-    return f"{value.normalize():f}" if value != value.to_integral() else str(int(value))
+def format_hours(value) -> str:
+    """Show hours as people write them: 6, 1.5, 2.25 (no trailing zeros, no float noise)."""
+    number = Decimal(str(value)).quantize(Decimal("0.01")).normalize()
+    return f"{number:f}" if number != number.to_integral() else str(int(number))
 
 
 def compute_progress(catalog: Catalog, entries: Iterable[tuple[str, Decimal]]) -> Progress:
