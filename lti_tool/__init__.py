@@ -24,11 +24,12 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     from lti_tool import cli, errors
-    from lti_tool.extensions import csrf, db, migrate
+    from lti_tool.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
+    limiter.init_app(app)
     _tune_sqlite(app)
 
     from lti_tool.blueprints import admin, certificates, deep_linking, lti, member

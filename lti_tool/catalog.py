@@ -10,6 +10,9 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
+
+# libyaml's C loader parses content about three times faster than the pure-Python one; same safe subset.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 SLUG = validate.Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="must be lowercase letters, digits and hyphens")
@@ -339,7 +342,7 @@ def _describe(error: ValidationError, path: str = "") -> list[str]:
 
 def _read_yaml(path: Path):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except FileNotFoundError as exc:
         raise ContentError(f"{path}: the file is missing") from exc
     except yaml.YAMLError as exc:
@@ -402,9 +405,29 @@ def current_catalog() -> Catalog:
     return current_app.extensions["catalog"]
 
 
+#: Catalogs already loaded in this process, by folder and the size and modification time of every file in it:
+#: the catalog is read-only, so apps built in one process (tests, gunicorn's preload) parse content once.
+_LOADED: dict[tuple, "Catalog"] = {}
+
+
+def _fingerprint(content_dir: Path) -> tuple:
+    files = sorted(p for p in content_dir.rglob("*") if p.is_file())
+    return (str(content_dir.resolve()),) + tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
 def load_catalog(content_dir: Path | str) -> Catalog:
-    """Load the program and every module under content_dir; raise ContentError on the first problem."""
+    """Return the catalog under content_dir, parsed once per process while its files are unchanged."""
     content_dir = Path(content_dir)
+    key = _fingerprint(content_dir)
+    if key not in _LOADED:
+        if len(_LOADED) >= 8:  # tests build small throw-away content folders; keep the cache small
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = _load_catalog(content_dir)
+    return _LOADED[key]
+
+
+def _load_catalog(content_dir: Path) -> Catalog:
+    """Load the program and every module under content_dir; raise ContentError on the first problem."""
     program = load_program(content_dir)
     modules_dir = content_dir / "modules"
     folders = sorted(p for p in modules_dir.iterdir() if p.is_dir()) if modules_dir.is_dir() else []

@@ -47,6 +47,10 @@ def load_settings(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,  # LMS iframes send no same-origin Referer
         "HTTP_TIMEOUT": 10,
+        # Rate-limit counters: per process in development; set REDIS_URL so every app server shares them.
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
+        "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
