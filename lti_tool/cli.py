@@ -178,7 +178,8 @@ def admins_list():
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
+    from lti_tool.cli_database import database_cli
     from lti_tool.cli_grades import grades_cli
 
-    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, grades_cli):
+    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, grades_cli, database_cli):
         app.cli.add_command(group)
