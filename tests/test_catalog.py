@@ -112,7 +112,8 @@ def test_content_version_changes_when_a_section_changes(content_copy, catalog):
 
 def test_content_check_command(runner, content_copy):
     result = runner.invoke(args=["content", "check"])
-    assert result.exit_code == 0 and "Content is valid: 12 modules." in result.output
+    folders = [p for p in (CONTENT / "modules").iterdir() if p.is_dir()]
+    assert result.exit_code == 0 and f"Content is valid: {len(folders)} modules." in result.output
     _edit(content_copy / "modules/contract-costing/module.yaml", "credit_hours: 3", "credit_hours: 300")
     result = runner.invoke(args=["content", "check", "--content-dir", str(content_copy)])
     assert result.exit_code != 0 and "credit_hours" in result.output
