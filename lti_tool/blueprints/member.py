@@ -14,6 +14,10 @@ from lti_tool.services import progress as progress_service
 
 bp = Blueprint("member", __name__)
 
+#: How members read each kind of credit when a requirement group counts only some of them.
+CREDIT_KIND_NAMES = {"module_completion": "self-paced modules", "workshop_grade": "graded workshops",
+                     "admin_adjustment": "hours added by the program"}
+
 #: The custom parameter a placed link carries to open one module (set by deep linking).
 MODULE_PARAMETER = "module"
 
@@ -197,6 +201,8 @@ def progress_page(launch_id: str):
     person_ledger = ledger_service.person_ledger(_person_id())
     catalog = current_catalog()
     return render_template("member/progress.html", launch=g.launch, ledger=person_ledger, catalog=catalog,
+                           all_credit_kinds=CREDIT_KIND_NAMES,
+                           counted_kinds=lambda group: " and ".join(CREDIT_KIND_NAMES[k] for k in group.counts),
                            certificate=certificate_service.certificate_for(_person_id()),
                            accounts=g.launch.account.person.accounts)
 
