@@ -115,16 +115,17 @@ def keys_list():
 content_cli = AppGroup("content", help="The program rules and modules under content/.")
 
 
-@content_cli.command("check")
-@click.option("--content-dir", type=click.Path(exists=True, file_okay=False), help="Default: the app's CONTENT_DIR.")
+# No app context: the app refuses to start on broken content, and this command is how an editor finds out why.
+@content_cli.command("check", with_appcontext=False)
+@click.option("--content-dir", type=click.Path(exists=True, file_okay=False),
+              help="Default: LTI_CONTENT_DIR, or content/ of this repository.")
 @click.option("--strict-reading", is_flag=True, help="Also fail when a section reads above program.yaml's grade.")
 def content_check(content_dir, strict_reading):
     """Validate content/: schemas, the legal register and its references, cited law, and reading grades."""
-    from flask import current_app
-
+    from lti_tool.config import load_settings
     from lti_tool.content_check import check_content
 
-    report = check_content(content_dir or current_app.config["CONTENT_DIR"])
+    report = check_content(content_dir or load_settings("instance")["CONTENT_DIR"])
     if not report.ok:
         for problem in report.problems:
             click.echo(str(problem), err=True)
