@@ -57,19 +57,18 @@ class Report:
         return not self.problems
 
 
-def _form_pattern(form: str) -> re.Pattern:
+def _forms_pattern(forms) -> re.Pattern:
     # A registered form matches wherever module text writes it, across a line break, but not as part of a longer
-    # citation: "§ 9" does not cover "§ 9A", "§ 7(b)" or "§§ 9".
-    body = r"\s+".join(re.escape(part) for part in form.split())
-    return re.compile(r"(?<![\w§])" + body + r"(?![\w(])")
+    # citation: "§ 9" does not cover "§ 9A", "§ 7(b)" or "§§ 9". Longest forms first, so "c.150E §9A" wins over "§9A".
+    bodies = [r"\s+".join(re.escape(part) for part in form.split())
+              for form in sorted(set(forms), key=len, reverse=True)]
+    return re.compile(r"(?<![\w§])(?:" + "|".join(bodies) + r")(?![\w(])")
 
 
 def unregistered_citations(text: str, register: LegalRegister) -> list[tuple[int, str]]:
     """Return (character index, citation) for each citation in text that no register entry lists."""
-    masked = text
-    forms = sorted({f for e in register.entries for f in e.forms}, key=len, reverse=True)
-    for form in forms:
-        masked = _form_pattern(form).sub(lambda m: " " * len(m.group(0)), masked)
+    forms = [f for e in register.entries for f in e.forms]
+    masked = _forms_pattern(forms).sub(lambda m: " " * len(m.group(0)), text) if forms else text
     return [(m.start(), " ".join(m.group(0).split())) for m in CITATION.finditer(masked)]
 
 
