@@ -72,6 +72,21 @@ def unregistered_citations(text: str, register: LegalRegister) -> list[tuple[int
     return [(m.start(), " ".join(m.group(0).split())) for m in CITATION.finditer(masked)]
 
 
+_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def empty_table_headers(text: str) -> list[int]:
+    """Return the line numbers of Markdown table header rows with an empty cell (a screen reader announces nothing)."""
+    lines = text.splitlines()
+    found = []
+    for number, (line, below) in enumerate(zip(lines, lines[1:]), 1):
+        if "|" in line and _TABLE_DELIMITER.match(below):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if any(not c for c in cells):
+                found.append(number)
+    return found
+
+
 def _text_files(content_dir: Path) -> list[Path]:
     files = {p for pattern in TEXT_GLOBS for p in content_dir.glob(pattern) if p.is_file()}
     return sorted(files)
@@ -127,6 +142,10 @@ def check_content(content_dir: Path | str) -> Report:
             if match.group(1) not in cards or SLUG.regex.match(match.group(1)) is None:
                 report.problems.append(Problem(name, line_of(text, match.start()),
                                                f"{match.group(0)} names no card in content/cards/"))
+        if path.suffix == ".md":
+            for number in empty_table_headers(text):
+                report.problems.append(Problem(name, number, "a table header cell is empty: give every column a "
+                                                             "heading, so screen readers can name it"))
         for index, citation in unregistered_citations(text, register):
             report.problems.append(Problem(
                 name, line_of(text, index),

@@ -229,3 +229,17 @@ def test_reading_grade_is_measured_and_flagged_above_program_yaml(runner, conten
                      result.output)
     strict = run_check(runner, content, "--strict-reading")
     assert strict.exit_code != 0 and "read above grade 4" in strict.output
+
+
+def test_an_empty_table_header_cell_fails_with_file_and_line(runner, content):
+    section = content / "modules/educator-compensation/sections/04-comparables-and-schedule-proposals.md"
+    edit(section, "| MA lane | District A | District B |", "| | District A | District B |")
+    result = run_check(runner, content)
+    assert result.exit_code != 0
+    assert (f"modules/educator-compensation/sections/04-comparables-and-schedule-proposals.md:"
+            f"{line_number(section, '| | District A')}: a table header cell is empty") in result.output
+
+
+def test_no_section_asks_members_to_mark_changes_by_strikethrough_alone():
+    proposals = CATALOG.module("bargaining-foundations").section("platform-and-proposals").markdown
+    assert "[DELETE:" in proposals and "Screen readers do not announce" in proposals
