@@ -18,6 +18,8 @@ CITATION = re.compile(r"""
   | \bsections?\s+\d+[A-Z]?(?:\([a-z0-9]+\))*(?:\s*[-–]\s*\d+[A-Z]?)?\b       # "section 19" written out
   | \b\d+\s+CMR\s+\d+(?:\.\d+)*                                              # a regulation
   | \b\d+\s+Mass\.(?:\s+App\.\s+Ct\.)?\s+\d+                                 # a case in the reporters
+  | \b\d+\s+(?:U\.\s?S\.|S\.\s?Ct\.|F\.\s?(?:2d|3d|4th|Supp\.)|N\.E\.(?:2d|3d)?)\s+\d+  # federal and regional reporters
+  | \b\d+\s+U\.\s?S\.\s?C\.\s*§*\s*\d+                                         # the U.S. Code
   | \bSt\.\s*\d{4},\s*c\.\s*\d+                                              # a session law
   | \b[A-Z][\w'&.-]*\s+v\.\s+[A-Z][\w'&.-]*                                  # a case name
 """, re.VERBOSE)
