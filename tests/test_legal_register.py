@@ -38,6 +38,8 @@ def test_the_shipped_content_passes_the_check_and_uses_every_entry():
     report = check_content(CONTENT)
     assert report.problems == [] and report.unused == []
     assert len(report.readability) == sum(len(m.sections) for m in CATALOG.modules)
+    above = [f"{r.file}: {r.grade}" for r in report.readability if r.above]
+    assert above == [], "sections read above program.yaml's reading_grade_max"
 
 
 def test_an_unregistered_statute_section_fails_with_file_and_line(runner, content):
