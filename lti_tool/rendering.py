@@ -22,7 +22,8 @@ def render_markdown(text: str) -> Markup:
 
 
 #: Statute shorthand as module text writes it: "c. 150E, § 9A", "c.150E §9A", "§ 7(b)", "§§ 21-23", "c.32B".
-_CHAPTER_AND_SECTION = re.compile(r"(?:M\.G\.L\.\s*)?\bc\.\s?(\d+[A-Z]?),?\s?§\s?(\d+[A-Z]?(?:\([a-z0-9]+\))*)")
+_CHAPTER_AND_SECTION = re.compile(
+    r"(?:M\.G\.L\.\s*)?\bc\.\s?(\d+[A-Z]?),?\s?(§|section)\s?(\d+[A-Z]?(?:\([a-z0-9]+\))*)")
 _SECTIONS = re.compile(r"(?<![\w§])§§\s?(\d+[A-Z]?)\s?[-–]\s?(\d+[A-Z]?)")
 _SECTION = re.compile(r"(?<![\w§])§\s?(\d+[A-Z]?(?:\([a-z0-9]+\))*)")
 _CHAPTER = re.compile(r"(?:M\.G\.L\.\s*)?\bc\.\s?(\d+[A-Z]?)\b")
@@ -41,7 +42,7 @@ def spell_out_first_shorthand(text: str) -> str:
     words = []
     first_both = next((m for _, kind, m in found if kind == "both"), None)
     if first_both:
-        words.append((first_both, f"chapter {first_both.group(1)}, section {first_both.group(2)}"))
+        words.append((first_both, f"chapter {first_both.group(1)}, section {first_both.group(3)}"))
     else:
         chapter = next((m for _, kind, m in found if kind == "chapter"), None)
         if chapter:
@@ -53,7 +54,10 @@ def spell_out_first_shorthand(text: str) -> str:
         if not (first_both and section.start() > first_both.start()):
             words.append((section, spelled))
     for match, spelled in sorted(words, key=lambda w: w[0].start(), reverse=True):
-        text = f"{text[:match.start()]}{spelled} ({match.group(0)}){text[match.end():]}"
+        # "c.150E, section 8" needs only its "c." read out; a "§" form keeps the short form for readers who know it.
+        shown = spelled if match.re is _CHAPTER_AND_SECTION and match.group(2) == "section" else \
+            f"{spelled} ({match.group(0)})"
+        text = f"{text[:match.start()]}{shown}{text[match.end():]}"
     return text
 
 

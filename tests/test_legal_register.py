@@ -195,6 +195,7 @@ def test_the_first_statute_shorthand_on_a_page_is_spelled_out_for_screen_readers
     assert spell_out_first_shorthand("Under §§21-23 of c.32B") == (
         "Under sections 21 to 23 (§§21-23) of chapter 32B (c.32B)")
     assert spell_out_first_shorthand("No statute here.") == "No statute here."
+    assert spell_out_first_shorthand("Arbitration (c.150E, section 8).") == "Arbitration (chapter 150E, section 8)."
 
 
 def test_the_section_page_shows_source_notes_and_cards(client, platform, member_launch):
@@ -205,7 +206,7 @@ def test_the_section_page_shows_source_notes_and_cards(client, platform, member_
     assert ">M.G.L. c. 71, § 34</a>" in html and ">School Committee of Newton v. Labor Relations Commission, " \
                                                  "388 Mass. 557 (1983)</a>" in html
     assert "The strike ban." in html and "Decisions, impacts and layoffs." in html
-    assert "chapter 150E, section 8 (c.150E, section 8)" not in html  # spelled-out forms are left as written
+    assert "(chapter 150E, section 8)" in html  # the page's first shorthand, read aloud as words
 
 
 def test_feedback_shows_its_source_notes(client, platform, member_launch):
