@@ -578,6 +578,31 @@ def load_module(folder: Path, program: Program, register: LegalRegister | None =
     )
 
 
+@dataclass(frozen=True)
+class Usage:
+    module_slug: str
+    module_title: str
+    where: str
+
+
+def law_usage(catalog: Catalog) -> dict[str, list[Usage]]:
+    """Return, for each register entry, the module pages that cite it (cards count where they are included)."""
+    usage: dict[str, list[Usage]] = {e.id: [] for e in catalog.register.entries}
+
+    def note(text: str, module, where: str):
+        for entry_id in dict.fromkeys(m.group(1) for m in LAW_REF.finditer(text)):
+            if entry_id in usage:
+                usage[entry_id].append(Usage(module.slug, module.title, where))
+
+    for module in catalog.modules:
+        for section in module.sections:
+            note(section.markdown, module, section.title)
+        note(module.facilitator_guide, module, "Facilitator guide")
+        note(" ".join(q.feedback for q in module.knowledge_check.questions), module, "Knowledge check")
+        note(" ".join(a.instructions for a in module.activities), module, "Activities")
+    return usage
+
+
 def current_catalog() -> Catalog:
     """Return the catalog the running app loaded at start."""
     from flask import current_app

@@ -4,8 +4,7 @@ from datetime import date, timedelta
 from flask import Blueprint, g, render_template
 
 from lti_tool.blueprints.admin import program_admin_required
-from lti_tool.catalog import current_catalog
-from lti_tool.content_check import law_usage
+from lti_tool.catalog import current_catalog, law_usage
 
 bp = Blueprint("law_register", __name__, url_prefix="/l/<launch_id>/admin/law-register")
 
