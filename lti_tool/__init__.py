@@ -45,9 +45,21 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.blueprints import workshops
 
     app.register_blueprint(workshops.bp)
+    from lti_tool.blueprints import law_register
+
+    app.register_blueprint(law_register.bp)
     from lti_tool.services.rules import format_hours
 
     app.add_template_filter(format_hours, "hours")
+
+    def law_notes(text: str):
+        """Show plain module text with its `{{law:<id>}}` references as linked Source notes."""
+        from lti_tool.catalog import current_catalog
+        from lti_tool.rendering import render_plain
+
+        return render_plain(text, current_catalog().register)
+
+    app.add_template_filter(law_notes, "law_notes")
     if app.config["DEMO_PLATFORM"]:
         from lti_tool.blueprints import demo
 

@@ -115,25 +115,44 @@ def keys_list():
 content_cli = AppGroup("content", help="The program rules and modules under content/.")
 
 
-@content_cli.command("check")
-@click.option("--content-dir", type=click.Path(exists=True, file_okay=False), help="Default: the app's CONTENT_DIR.")
-def content_check(content_dir):
-    """Validate program.yaml and every module; name the file and field of any problem."""
-    from flask import current_app
+# No app context: the app refuses to start on broken content, and this command is how an editor finds out why.
+@content_cli.command("check", with_appcontext=False)
+@click.option("--content-dir", type=click.Path(exists=True, file_okay=False),
+              help="Default: LTI_CONTENT_DIR, or content/ of this repository.")
+@click.option("--strict-reading", is_flag=True, help="Also fail when a section reads above program.yaml's grade.")
+def content_check(content_dir, strict_reading):
+    """Validate content/: schemas, the legal register and its references, cited law, and reading grades."""
+    from lti_tool.config import load_settings
+    from lti_tool.content_check import check_content
 
-    from lti_tool.catalog import ContentError, load_catalog
-
-    try:
-        catalog = load_catalog(content_dir or current_app.config["CONTENT_DIR"])
-    except ContentError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = check_content(content_dir or load_settings("instance")["CONTENT_DIR"])
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(report.problems)} problem(s) in the content; each is named above with "
+                                   "its file and line.")
+    catalog = report.catalog
     for group in catalog.program.groups:
         modules = catalog.modules_in(group.id)
-        click.echo(f"{group.title}: {len(modules)} module(s), {group.required_hours:g} hours required")
+        click.echo(f"{group.title}: {len(modules)} module(s), {group.required_hours:g} hours required; counts "
+                   f"{', '.join(group.counts)}")
         for module in modules:
             click.echo(f"  {module.slug}: {module.credit_hours:g} h, {len(module.sections)} sections, "
                        f"{len(module.activities)} activities, {len(module.knowledge_check.questions)} questions, "
                        f"version {module.content_version}")
+    limit = catalog.program.reading_grade_max
+    above = [r for r in report.readability if r.above]
+    click.echo(f"Reading grade (Flesch-Kincaid) per section; program.yaml sets at most {limit:g}:")
+    for r in report.readability:
+        click.echo(f"  {r.file}: grade {r.grade:.1f}{f'  ABOVE {limit:g}' if r.above else ''}")
+    click.echo(f"Legal register: {len(catalog.register.entries)} entries, {len(catalog.cards)} card(s).")
+    if report.unused:
+        click.echo("Register entries no module uses: " + ", ".join(report.unused))
+    if above:
+        message = f"{len(above)} section(s) read above grade {limit:g}: " + ", ".join(r.file for r in above)
+        if strict_reading:
+            raise click.ClickException(message)
+        click.echo(message)
     click.echo(f"Content is valid: {len(catalog.modules)} modules.")
 
 

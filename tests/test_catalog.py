@@ -73,7 +73,7 @@ def _edit(path: Path, old: str, new: str):
     ("modules/contract-costing/module.yaml", "section: breakage-rollups-and-real-raises",
      "section: no-such-section", "activity costing-exercise names section 'no-such-section'"),
     ("program.yaml", "total_hours: 24", "total_hours: 10", "program.yaml: total_hours: the groups need more hours"),
-    ("program.yaml", "email: bargaining-certificate@example.org", "email: not-an-email",
+    ("program.yaml", "email: bargaining@massteacher.org", "email: not-an-email",
      "program.yaml: contact.email: Not a valid email address"),
 ])
 def test_a_broken_file_is_reported_with_file_and_field(content_copy, file, old, new, expected):

@@ -11,8 +11,10 @@ CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "content")
 ELECTIVES = [m.slug for m in CATALOG.modules_in("specialized")]
 
 
-def progress(*entries):
-    return compute_progress(CATALOG, [(slug, Decimal(str(hours))) for slug, hours in entries])
+def progress(*entries, catalog=CATALOG):
+    """Progress from (slug, hours) or (slug, hours, kind) entries; a self-paced completion unless a kind is given."""
+    return compute_progress(catalog, [(e[0], Decimal(str(e[1])), e[2] if len(e) > 2 else "module_completion")
+                                      for e in entries])
 
 
 FULL = [("bargaining-foundations", 6), ("democratized-bargaining", 6)] + [(slug, 3) for slug in ELECTIVES[:4]]

@@ -5,7 +5,7 @@ from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
-from lti_tool.rendering import render_markdown
+from lti_tool.rendering import render_content
 from lti_tool.services import certificates as certificate_service
 from lti_tool.services import passback
 from lti_tool.services import ledger as ledger_service
@@ -13,6 +13,10 @@ from lti_tool.services import people as people_service
 from lti_tool.services import progress as progress_service
 
 bp = Blueprint("member", __name__)
+
+#: How members read each kind of credit when a requirement group counts only some of them.
+CREDIT_KIND_NAMES = {"module_completion": "self-paced modules", "workshop_grade": "graded workshops",
+                     "admin_adjustment": "hours added by the program"}
 
 #: The custom parameter a placed link carries to open one module (set by deep linking).
 MODULE_PARAMETER = "module"
@@ -90,7 +94,7 @@ def _render_section(module, current, errors=None, drafts=None, status=200):
     answers = {**progress.answers, **(drafts or {})}
     return render_template(
         "member/section.html", launch=g.launch, module=module, section=current, progress=progress,
-        answers=answers, body=render_markdown(current.markdown), number=index + 1,
+        answers=answers, body=render_content(current.markdown, current_catalog().register), number=index + 1,
         previous=module.sections[index - 1] if index > 0 else None,
         next=module.sections[index + 1] if index + 1 < len(module.sections) else None,
         activities=[a for a in module.activities if a.section == current.slug], errors=errors or {}), status
@@ -161,7 +165,7 @@ def facilitator_guide(launch_id: str, slug: str):
     """Show instructors how to run the module as a live workshop."""
     module = _module_or_404(slug)
     return render_template("member/guide.html", launch=g.launch, module=module,
-                           body=render_markdown(module.facilitator_guide))
+                           body=render_content(module.facilitator_guide, current_catalog().register))
 
 
 @bp.route("/l/<launch_id>/registration", methods=["GET", "POST"])
@@ -197,6 +201,8 @@ def progress_page(launch_id: str):
     person_ledger = ledger_service.person_ledger(_person_id())
     catalog = current_catalog()
     return render_template("member/progress.html", launch=g.launch, ledger=person_ledger, catalog=catalog,
+                           all_credit_kinds=CREDIT_KIND_NAMES,
+                           counted_kinds=lambda group: " and ".join(CREDIT_KIND_NAMES[k] for k in group.counts),
                            certificate=certificate_service.certificate_for(_person_id()),
                            accounts=g.launch.account.person.accounts)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from lti_tool.catalog import Catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, Certificate, LedgerEntry, Person, Registration
+from lti_tool.services.ledger import with_kind_of_credit
 from lti_tool.services.rules import compute_progress
 
 
@@ -25,13 +26,13 @@ def progress_rows(catalog: Catalog) -> Iterator[list]:
     yield (["person_id", "name", "email"] + [f"{g.id}_hours" for g in groups]
            + ["total_hours", "requirements_met", "still_needed", "certificate_number", "certificate_status"])
     # One grouped query for the whole ledger: the database adds, Python applies the rules.
+    query, kind = with_kind_of_credit(sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id))
     sums = db.session.execute(
-        sa.select(Account.person_id, LedgerEntry.module_slug, sa.func.sum(LedgerEntry.hours))
-        .join(Account, Account.id == LedgerEntry.account_id)
-        .group_by(Account.person_id, LedgerEntry.module_slug))
-    by_person: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
-    for person_id, slug, hours in sums:
-        by_person[person_id].append((slug, Decimal(str(hours))))
+        query.with_only_columns(Account.person_id, LedgerEntry.module_slug, kind, sa.func.sum(LedgerEntry.hours))
+        .group_by(Account.person_id, LedgerEntry.module_slug, kind))
+    by_person: dict[int, list[tuple[str, Decimal, str]]] = defaultdict(list)
+    for person_id, slug, credit_kind, hours in sums:
+        by_person[person_id].append((slug, Decimal(str(hours)), credit_kind))
     certificates = {person_id: (number, status) for person_id, number, status in db.session.execute(
         sa.select(Certificate.person_id, Certificate.number, Certificate.status))}
     people = db.session.execute(sa.select(Person.id, Person.name, Person.email).order_by(Person.id))

@@ -89,6 +89,30 @@ def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -
 class PersonLedger:
     entries: list[LedgerEntry]
     progress: Progress
+    #: Entry id -> the kind of credit it is (a reversal is the kind of the entry it cancels).
+    kinds: dict[int, str]
+
+    def counts(self, entry: LedgerEntry, catalog: Catalog) -> bool:
+        """Say whether the entry's kind of credit fills its module's requirement group."""
+        module = catalog.module(entry.module_slug)
+        return module is not None and self.kinds[entry.id] in catalog.program.group(module.group).counts
+
+
+def credit_kinds(entries: list[LedgerEntry]) -> dict[int, str]:
+    """Return each entry's kind of credit: its source, or for a reversal the source of the entry it reverses."""
+    sources = {e.id: e.source for e in entries}
+    missing = {e.reverses_entry_id for e in entries if e.reverses_entry_id and e.reverses_entry_id not in sources}
+    if missing:
+        sources.update(db.session.execute(sa.select(LedgerEntry.id, LedgerEntry.source)
+                                          .where(LedgerEntry.id.in_(missing))).tuples())
+    return {e.id: sources[e.reverses_entry_id] if e.reverses_entry_id else e.source for e in entries}
+
+
+def with_kind_of_credit(select: sa.Select) -> tuple[sa.Select, sa.ColumnElement[str]]:
+    """Join a ledger query to the entries its reversals cancel; return it and the entry's kind of credit."""
+    reversed_entry = sa.orm.aliased(LedgerEntry)
+    joined = select.outerjoin(reversed_entry, reversed_entry.id == LedgerEntry.reverses_entry_id)
+    return joined, sa.func.coalesce(reversed_entry.source, LedgerEntry.source)
 
 
 def entries_for_person(person_id: int) -> list[LedgerEntry]:
@@ -100,17 +124,19 @@ def entries_for_person(person_id: int) -> list[LedgerEntry]:
 
 def person_progress(person_id: int, catalog: Catalog | None = None) -> Progress:
     """Compute a person's progress toward the certificate from their ledger."""
-    rows = db.session.execute(
-        sa.select(LedgerEntry.module_slug, LedgerEntry.hours).join(Account, Account.id == LedgerEntry.account_id)
-        .where(Account.person_id == person_id)).all()
-    return compute_progress(catalog or current_catalog(), ((slug, Decimal(str(h))) for slug, h in rows))
+    query, kind = with_kind_of_credit(sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
+                                      .where(Account.person_id == person_id))
+    rows = db.session.execute(query.with_only_columns(LedgerEntry.module_slug, LedgerEntry.hours, kind)).all()
+    return compute_progress(catalog or current_catalog(), ((slug, Decimal(str(h)), kind) for slug, h, kind in rows))
 
 
 def person_ledger(person_id: int) -> PersonLedger:
     """Return a person's entries and progress."""
     entries = entries_for_person(person_id)
-    progress = compute_progress(current_catalog(), ((e.module_slug, Decimal(str(e.hours))) for e in entries))
-    return PersonLedger(entries=entries, progress=progress)
+    kinds = credit_kinds(entries)
+    progress = compute_progress(current_catalog(),
+                                ((e.module_slug, Decimal(str(e.hours)), kinds[e.id]) for e in entries))
+    return PersonLedger(entries=entries, progress=progress, kinds=kinds)
 
 
 def adjust(*, person_id: int, module_slug: str, hours, reason: str, actor_account_id: int, request_id: str,

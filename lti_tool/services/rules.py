@@ -2,7 +2,9 @@
 
 Each module counts at most its own credit hours, however many times it was earned (a member who finishes
 Foundations self-paced and also attends a Foundations workshop earns 6 hours, not 12); partial hours from
-several workshops add up to that cap. Hours above a group's requirement do not fill another group.
+several workshops add up to that cap. Hours above a group's requirement do not fill another group. A group counts
+only the kinds of credit program.yaml names for it (`counts`: self-paced completion, graded workshop, admin
+adjustment; all by default); a reversal counts as the kind of the entry it cancels.
 """
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ class GroupProgress:
     min_distinct_modules: int
     #: Modules of the group earned in full.
     complete_modules: tuple[str, ...]
+    #: The kinds of credit that fill this group (from program.yaml).
+    counts: tuple[str, ...] = ()
 
     @property
     def counted_hours(self) -> Decimal:
@@ -49,7 +53,7 @@ class GroupProgress:
 class Progress:
     groups: tuple[GroupProgress, ...]
     total_required: Decimal
-    #: Net hours per module (after reversals), uncapped: what the ledger says.
+    #: Net hours per module (after reversals), uncapped: what the ledger says, of every kind.
     module_hours: dict[str, Decimal]
 
     @property
@@ -82,14 +86,18 @@ def format_hours(value) -> str:
     return f"{number:f}" if number != number.to_integral() else str(int(number))
 
 
-def compute_progress(catalog: Catalog, entries: Iterable[tuple[str, Decimal]]) -> Progress:
-    """Compute a person's progress from (module slug, hours) pairs of their ledger entries."""
+def compute_progress(catalog: Catalog, entries: Iterable[tuple[str, Decimal, str]]) -> Progress:
+    """Compute a person's progress from (module slug, hours, kind of credit) triples of their ledger entries."""
     module_hours: dict[str, Decimal] = defaultdict(Decimal)
-    for module_slug, hours in entries:
+    counted: dict[str, Decimal] = defaultdict(Decimal)
+    for module_slug, hours, kind in entries:
         module_hours[module_slug] += Decimal(hours)
+        module = catalog.module(module_slug)
+        if module is not None and kind in catalog.program.group(module.group).counts:
+            counted[module_slug] += Decimal(hours)
     group_hours: dict[str, Decimal] = defaultdict(Decimal)
     complete: dict[str, list[str]] = defaultdict(list)
-    for slug, hours in module_hours.items():
+    for slug, hours in counted.items():
         module = catalog.module(slug)
         if module is None or hours <= 0:
             continue  # a module retired from the catalog keeps its entries but no longer counts
@@ -100,7 +108,7 @@ def compute_progress(catalog: Catalog, entries: Iterable[tuple[str, Decimal]]) -
     groups = tuple(
         GroupProgress(id=g.id, title=g.title, required_hours=Decimal(str(g.required_hours)),
                       hours=group_hours[g.id], min_distinct_modules=g.min_distinct_modules,
-                      complete_modules=tuple(sorted(complete[g.id])))
+                      complete_modules=tuple(sorted(complete[g.id])), counts=g.counts)
         for g in catalog.program.groups
     )
     return Progress(groups=groups, total_required=Decimal(str(catalog.program.total_hours)),
