@@ -148,7 +148,7 @@ def test_register_additions_are_read_until_folded_in(runner, content):
     additions = content / "register-additions"
     additions.mkdir()
     (additions / "school-municipal-finances.yaml").write_text("""entries:
-  - id: c59-21c-levy-limit
+  - id: c59-21c-new-growth-only
     statement: A city or town's property tax levy may rise by at most 2.5% a year, plus new growth.
     citation: "M.G.L. c. 59, § 21C"
     cites: ["c.59 §21C"]
@@ -156,13 +156,13 @@ def test_register_additions_are_read_until_folded_in(runner, content):
     reviewed: {on: 2026-11-28, by: "Curriculum team"}
 """)
     section = content / "modules/contract-costing/sections/04-reading-the-budget.md"
-    section.write_text(section.read_text() + "\nThe levy limit (c.59 §21C) caps growth {{law:c59-21c-levy-limit}}.\n")
+    section.write_text(section.read_text() + "\nThe levy limit (c.59 §21C) caps growth {{law:c59-21c-new-growth-only}}.\n")
     result = run_check(runner, content)
     assert result.exit_code == 0, result.output
-    entry = load_catalog(content).register.entry("c59-21c-levy-limit")
+    entry = load_catalog(content).register.entry("c59-21c-new-growth-only")
     assert entry.file == "register-additions/school-municipal-finances.yaml"
     (additions / "again.yaml").write_text((additions / "school-municipal-finances.yaml").read_text())
-    with pytest.raises(ContentError, match="id 'c59-21c-levy-limit' is already in"):
+    with pytest.raises(ContentError, match="id 'c59-21c-new-growth-only' is already in"):
         load_catalog(content)
 
 
