@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import jwt
 import requests
@@ -485,10 +485,33 @@ class MoodleEmulator(PlatformEmulator):
         request = Request(environ)
         handler = {"/mod/lti/auth.php": self._authorize, "/mod/lti/token.php": self._token,
                    "/mod/lti/certs.php": self._jwks, "/mod/lti/openid-configuration.php": self._openid_configuration,
-                   "/mod/lti/openid-registration.php": self._register}.get(request.path)
+                   "/mod/lti/openid-registration.php": self._register,
+                   "/mod/lti/toolconfigure.php": self._manage_tools,
+                   "/mod/lti/startltiadvregistration.php": self._start_registration}.get(request.path)
         if handler is None:
             return super()._wsgi(environ, start_response)
         return handler(request)(environ, start_response)
+
+    def _manage_tools(self, request):
+        """Manage tools › Add LTI Advantage: the registration in an iframe; its close message ends it."""
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Manage tools</title></head><body>
+<h1>Manage tools</h1><div id="external-registration-template-container"><iframe title="Tool registration"
+ src="startltiadvregistration.php?url=%s" width="900" height="700"></iframe></div>
+<script>
+  window.closedWith = null;
+  window.addEventListener("message", function (e) {
+    if (e.data && e.data.subject === "org.imsglobal.lti.close") {
+      window.closedWith = e.data.subject;
+      document.getElementById("external-registration-template-container").innerHTML = "";
+    }
+  }, false);
+</script></body></html>""" % html.escape(quote(request.args["url"], safe=""))
+        return Response(body, mimetype="text/html")
+
+    def _start_registration(self, request):
+        update_type = request.args.get("type", type=int)
+        return Response("", status=303, headers={"Location": self.start_registration(request.args["url"],
+                                                                                     update_type=update_type)})
 
     def _authorize(self, request):
         type_id = self.type_of(request.values.get("client_id", ""))
@@ -698,10 +721,43 @@ class CanvasEmulator(PlatformEmulator):
         handler = {"/api/lti/authorize_redirect": self._authorize, "/login/oauth2/token": self._token,
                    "/api/lti/security/jwks": self._jwks,
                    "/api/lti/security/openid-configuration": self._openid_configuration,
-                   "/api/lti/registrations": self._register}.get(request.path)
+                   "/api/lti/registrations": self._register,
+                   "/accounts/1/developer_keys": self._developer_keys,
+                   "/accounts/1/developer_keys/dr_iframe": self._dr_iframe}.get(request.path)
         if handler is None:
             return super()._wsgi(environ, start_response)
         return handler(request)(environ, start_response)
+
+    def _developer_keys(self, request):
+        """+ LTI Registration: Canvas's wizard frames its dr_iframe page, which frames the tool."""
+        start = self.start_registration(request.args["registration_url"])
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Developer Keys</title></head>
+<body><h1>Developer Keys</h1><iframe title="Install app" src="/accounts/1/developer_keys/dr_iframe?url=%s"
+ width="950" height="720"></iframe>
+<script>
+  window.closedWith = null;
+  window.addEventListener("message", function (e) {
+    if (e.data && e.data.subject === "org.imsglobal.lti.close") { window.closedWith = e.data.subject; }
+  });
+</script></body></html>""" % html.escape(quote(start, safe=""))
+        return Response(body, mimetype="text/html")
+
+    def _dr_iframe(self, request):
+        """app/views/lti/ims/dynamic_registration/dr_iframe: forwards the close message from the tool's origin only."""
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Registration</title></head><body>
+<script>
+  var toolOrigin = new URL(%s).origin;
+  var onMessage = function (message) {
+    if (message.data.subject === "org.imsglobal.lti.close" && message.origin === toolOrigin) {
+      window.removeEventListener("message", onMessage);
+      window.parent.postMessage(message.data, "*");
+    }
+  };
+  window.addEventListener("message", onMessage);
+</script>
+<iframe title="Tool registration" src="%s" style="width: 100%%; height: 600px; border: 0"></iframe></body></html>""" % (
+            json.dumps(request.args["url"]).replace("</", "<\\/"), html.escape(request.args["url"]))
+        return Response(body, mimetype="text/html")
 
     def _openid_configuration(self, request):
         token = request.args.get("registration_token")
