@@ -228,6 +228,10 @@ def request(method: str, url: str, *, headers: Mapping[str, str] | None = None, 
     """
     policy = policy or Policy.from_config(current_app.config)
     headers = dict(headers or {})
+    for name, value in headers.items():
+        if not (str(value).isascii() and str(value).isprintable()):
+            raise OutboundError("refused", f"The tool cannot send this {name} header (it holds characters HTTP "
+                                "headers cannot carry).", detail=f"{url}: unsendable {name} header")
     body = None
     if json_body is not None:
         body = json.dumps(json_body).encode()

@@ -131,15 +131,24 @@ def _find(config: dict, name: str):
     return None
 
 
-def _url(config: dict, name: str) -> str:
+def _url(config: dict, name: str, limit: int = 1000) -> str:
     value = _find(config, name)
     value = value.strip() if isinstance(value, str) else ""
-    parts = urlsplit(value) if len(value) <= MAX_URL_LENGTH else None
-    if not parts or parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+    parts = _parse_url(value) if len(value) <= limit and value.isprintable() and " " not in value else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
         raise LaunchError("registration_invalid", f"The platform's OpenID configuration has no valid '{name}' "
                           "(an http or https address). The platform is not ready for Dynamic Registration; "
                           "register the tool by hand instead (see the tool's README).")
     return value
+
+
+def _parse_url(value: str):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    return parts
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -183,8 +192,8 @@ def check_origins(url: str, issuer: str, endpoints: dict[str, str]) -> None:
 def read_configuration(url: str, registration_token: str | None) -> PlatformConfiguration:
     """Fetch the platform's OpenID configuration and check it; raise LaunchError when it cannot be used."""
     url = (url or "").strip()
-    parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH else None
-    if not parts or parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+    parts = _parse_url(url) if len(url) <= MAX_URL_LENGTH and url.isprintable() and " " not in url else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
         raise LaunchError("registration_start", "Dynamic Registration starts in your LMS: paste this page's address "
                           "(the registration link the tool's operator gave you) into the LMS's Dynamic "
                           "Registration, which opens it with its openid_configuration.")
@@ -209,7 +218,7 @@ def read_configuration(url: str, registration_token: str | None) -> PlatformConf
         raise LaunchError("registration_invalid", "The platform's configuration is not JSON.", status=502) from exc
     if not isinstance(config, dict):
         raise LaunchError("registration_invalid", "The platform's configuration is not a JSON object.", status=502)
-    issuer = _url(config, "issuer")
+    issuer = _url(config, "issuer", limit=500)
     endpoints = {name: _url(config, name) for name in _ENDPOINTS}
     check_origins(url, issuer, endpoints)
     platform = _find(config, LTI_PLATFORM_CONFIGURATION)
