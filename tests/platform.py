@@ -439,8 +439,9 @@ class MoodleEmulator(PlatformEmulator):
 
     Dynamic Registration as Moodle does it: the admin pastes the tool URL, Moodle redirects with
     `openid_configuration` and a `registration_token`, a JWT signed with Moodle's own LTI key,
-    {"sub": <new 15-character client id>, "scope": "reg"} for a new tool, or, when the admin clicks Update on an
-    existing tool, {"sub": <that tool type's id>, "scope": "reg-update"}; both expire in an hour. The configuration
+    {"sub": <new 15-character client id>, "scope": "reg"} for a new tool, or {"sub": <that tool type's id>,
+    "scope": "reg-update"} when the tool URL's site already has tools and the admin chooses Update next to one (rather
+    than "Register as a new external tool"); both expire in an hour. The configuration
     needs no token. A new registration creates a *pending* tool type whose id is the deployment id; reusing a token
     whose client id exists is "token_already_used" (401). An update keeps the type's client id, id (deployment) and
     state, and takes the new settings (which resets "Tool configuration usage").
@@ -468,7 +469,7 @@ class MoodleEmulator(PlatformEmulator):
         return self.base_url + "/mod/lti/openid-configuration.php"
 
     def start_registration(self, tool_url: str, update_type: int | None = None) -> str:
-        """What Add LTI Advantage (or Update on a tool's card) redirects the admin's browser to."""
+        """Where Add LTI Advantage sends the admin's browser: a new tool, or Update of tool type `update_type`."""
         now = int(time.time())
         sub, scope = (str(update_type), "reg-update") if update_type else (uuid.uuid4().hex[:15], "reg")
         token = self.sign({"sub": sub, "scope": scope, "iat": now, "exp": now + 3600})
@@ -509,9 +510,17 @@ class MoodleEmulator(PlatformEmulator):
         return Response(body, mimetype="text/html")
 
     def _start_registration(self, request):
-        update_type = request.args.get("type", type=int)
-        return Response("", status=303, headers={"Location": self.start_registration(request.args["url"],
-                                                                                     update_type=update_type)})
+        url = request.args["url"]
+        if "type" not in request.args and self.tool_types:
+            # The URL's site already has tools: Moodle asks whether to update one or register a new one.
+            rows = "".join(f'<li>{html.escape(t.get("name", ""))} <a href="?url={quote(url, safe="")}&amp;type={i}">'
+                           "Update</a></li>" for i, t in self.tool_types.items())
+            return Response(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tools</title></head>'
+                            f"<body><p>There are existing tools attached to the domain of the registration.</p>"
+                            f'<ul>{rows}</ul><a href="?url={quote(url, safe="")}&amp;type=0">Register as a new '
+                            "external tool</a></body></html>", mimetype="text/html")
+        update_type = request.args.get("type", type=int) or None
+        return Response("", status=303, headers={"Location": self.start_registration(url, update_type=update_type)})
 
     def _authorize(self, request):
         type_id = self.type_of(request.values.get("client_id", ""))

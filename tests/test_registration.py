@@ -283,13 +283,13 @@ def test_registering_the_same_moodle_again_says_so_and_points_to_update(app, cli
     text = text_of(page)
     assert page.status_code == 200
     assert "already registered with this tool" in text and first.client_id in text
-    assert "click <strong>Update</strong> on the tool's card in Moodle" in text
+    assert "choose <strong>Update</strong> next to the existing tool" in text
     assert "Register a second tool anyway" in text
     # The plain Register button is not offered: a POST without the explicit choice sends nothing to Moodle.
     fields = hidden_fields(text)
     refused = client.post("/lti/register", data=fields, headers={"Origin": TOOL})
     assert refused.status_code == 409 and "use Update" not in text_of(refused)
-    assert "click Update on the tool's card in Moodle" in text_of(refused)
+    assert "choose Update next to the existing tool" in text_of(refused)
     assert len(moodle.registrations) == 1 and len(platform_rows(app)) == 1
     # The admin can still choose a second tool deliberately.
     second = client.post("/lti/register", data={**fields, "confirm_duplicate": "1"}, headers={"Origin": TOOL})

@@ -66,3 +66,27 @@ def test_registration_pages_pass_axe(app, live_server, make_platform, browser_pa
     page.goto(moodle.start_registration(live_server + "/lti/register"))
     page.get_by_text("is already registered with this tool").wait_for()
     assert violations(page) == [], "already registered"
+
+
+def test_moodle_update_chosen_on_moodles_page_leaves_the_registration_as_it_was(app, live_server, make_platform,
+                                                                               browser_page):
+    moodle = make_platform(register=False, emulator_class=MoodleEmulator)
+    manage = moodle.base_url.replace("127.0.0.1", "localhost") + "/mod/lti/toolconfigure.php?" + urlencode(
+        {"url": live_server + "/lti/register"})
+    page = browser_page
+    page.goto(manage)
+    frame = page.frame_locator("iframe[title='Tool registration']")
+    frame.get_by_role("button", name="Register").click()
+    frame.get_by_role("heading", name="Bargaining Certificate is registered").wait_for()
+    moodle.activate(1)
+    [before] = _platforms(app)
+    page.goto(manage)  # the admin adds the tool's URL again: Moodle offers to update the tool it has
+    frame.get_by_role("link", name="Update").click()
+    frame.get_by_role("button", name="Confirm the update").click()
+    frame.get_by_role("heading", name="The registration is up to date").wait_for()
+    assert "pending" not in frame.locator("main").inner_text().lower()
+    frame.get_by_role("button", name="Finish").click()
+    page.wait_for_function("window.closedWith === 'org.imsglobal.lti.close'")
+    [after] = _platforms(app)
+    assert (after.id, after.client_id, after.key_set_url) == (before.id, before.client_id, before.key_set_url)
+    assert moodle.tool_types[1]["state"] == "configured"

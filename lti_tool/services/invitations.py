@@ -113,7 +113,7 @@ def _refusal(invitation: RegistrationInvitation | None) -> InvitationError:
     if state == "used":
         return InvitationError("invitation_used", f"This registration link was already used, on "
                                f"{invitation.used_at:%Y-%m-%d}: each link registers once. To change an existing "
-                               f"registration use your LMS's own update (Moodle: Update on the tool's card). {ask}")
+                               f"registration use your LMS's own update (Moodle: Add LTI Advantage with a new link, then Update). {ask}")
     if state == "expired":
         return InvitationError("invitation_expired", f"This registration link expired on "
                                f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC. {ask}")

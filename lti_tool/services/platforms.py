@@ -200,8 +200,9 @@ def _duplicate_message(plan: DynamicPlan) -> str:
     configuration = plan.configuration
     known = ", ".join(f"client id {p.client_id} (registered {p.created_at:%Y-%m-%d})" for p in plan.existing)
     if configuration.is_moodle:
-        how = ("To change it, close this window and click Update on the tool's card in Moodle (Site administration "
-               "› Plugins › Activity modules › External tool › Manage tools).")
+        how = ("To change it, close this window and start again from Moodle's Manage tools (Site administration › "
+               "Plugins › Activity modules › External tool): paste the registration link in Tool URL, click Add LTI "
+               "Advantage, and choose Update next to the existing tool, not \"Register as a new external tool\".")
     else:
         how = f"To change it, update the existing tool in {configuration.product_label} instead of adding a new one."
     return (f"{configuration.display_name} (issuer {configuration.issuer}) is already registered with this tool: "
