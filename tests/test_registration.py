@@ -511,3 +511,12 @@ def test_operator_commands_create_list_and_revoke_invitations(app, runner):
     bad = runner.invoke(args=["registration", "create", "--name", "X", "--expires-in", "forever"])
     assert bad.exit_code != 0 and "like 30m, 12h, 7d or 2w" in bad.output
     assert runner.invoke(args=["registration", "revoke", "--id", "999"]).exit_code != 0
+
+
+def test_a_moodle_registered_by_hand_is_recognised_before_registering_it_again(app, client, make_platform):
+    moodle = make_platform(register=False, emulator_class=MoodleEmulator)
+    with app.app_context():  # typed by an admin, with a trailing slash
+        platforms.add_platform({**moodle.registration, "issuer": moodle.issuer + "/", "client_id": "by-hand"})
+        db.session.commit()
+    page = text_of(open_page(client, moodle.start_registration(TOOL + "/lti/register")))
+    assert "is already registered with this tool" in page and "by-hand" in page

@@ -143,8 +143,10 @@ class DynamicOutcome:
 def plan_dynamic(openid_configuration: str, registration_token: str | None) -> DynamicPlan:
     """Read and check the platform's configuration; say what registering would do."""
     configuration = read_configuration(openid_configuration, registration_token)
+    # An issuer typed by hand may carry a trailing slash the platform's configuration does not.
+    spellings = {configuration.issuer, configuration.issuer.rstrip("/"), configuration.issuer.rstrip("/") + "/"}
     existing = [] if configuration.shared_issuer else list(db.session.scalars(
-        sa.select(Platform).where(Platform.issuer == configuration.issuer).order_by(Platform.id)))
+        sa.select(Platform).where(Platform.issuer.in_(spellings)).order_by(Platform.id)))
     return DynamicPlan(configuration=configuration, update=updates_existing(registration_token), existing=existing)
 
 
