@@ -17,7 +17,7 @@ from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.registration import check_origins
 from lti_tool.models import Deployment, Platform, RegistrationInvitation
 from lti_tool.services import invitations, platforms
-from tests.platform import CanvasEmulator, KeyPair, MoodleEmulator, PlatformEmulator, state_and_nonce
+from tests.platform import CanvasEmulator, KeyPair, MoodleEmulator, state_and_nonce
 
 TOOL = "http://localhost:5000"
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
@@ -215,7 +215,7 @@ def test_a_refused_registration_gives_the_invitation_back(app, client, make_plat
     assert "Traceback" not in text and "Signature" not in text  # nothing of the platform's answer in the page
     [invitation] = invitation_rows(app)
     assert invitation.used_at is None and platform_rows(app) == []
-    moodle.keys = moodle.keys  # a fresh start from Moodle works with the same link
+    # A fresh start from Moodle (a token signed with its current key) works with the same link.
     assert confirm(client, open_page(client, moodle.start_registration(url))).status_code == 200
 
 
