@@ -95,6 +95,13 @@ def create_app(config: dict | None = None) -> Flask:
 def _check_settings(app: Flask) -> None:
     if app.config["ENV_MODE"] == "production" and not app.config["SECRET_KEY"]:
         raise RuntimeError("SECRET_KEY must be set in production (a long random string).")
+    from lti_tool.lti.http import parse_networks
+
+    try:
+        parse_networks(app.config.get("OUTBOUND_ALLOWED_NETWORKS") or ())
+    except ValueError as exc:
+        raise RuntimeError(f"LTI_OUTBOUND_ALLOWED_NETWORKS: {exc} (give networks like 10.20.0.0/16, "
+                           "separated by commas).") from exc
 
 
 def _tune_sqlite(app: Flask) -> None:

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys
-from lti_tool.services import platforms
+from lti_tool.services import invitations, platforms
 
 platform_cli = AppGroup("platform", help="Register the LMS platforms the tool trusts.")
 deployment_cli = AppGroup("deployment", help="Add deployments to a registered platform.")
@@ -195,10 +195,64 @@ def admins_list():
         click.echo(f"{person.id}\t{person.name}\t{person.email}")
 
 
+registration_cli = AppGroup("registration", help="One-time Dynamic Registration invitations, one per institution.")
+
+
+@registration_cli.command("create")
+@click.option("--name", required=True, help="The institution the link is for, e.g. 'Springfield University'.")
+@click.option("--expires-in", default="7d", show_default=True, help="How long the link works: 30m, 12h, 7d, 2w.")
+def registration_create(name, expires_in):
+    """Make a one-time Dynamic Registration link and print it (it is shown only this once)."""
+    from flask import current_app
+
+    try:
+        made = invitations.create(name, current_app.config["PUBLIC_BASE_URL"], invitations.parse_lifetime(expires_in))
+    except invitations.InvitationError as exc:
+        raise click.ClickException(exc.message) from exc
+    db.session.commit()
+    invitation = made.invitation
+    click.echo(f"Invitation {invitation.id} for {invitation.name}, valid until "
+               f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC, registers once:\n\n  {made.url}\n\n"
+               "Give this link to the institution's LMS admin (Moodle: Tool URL, then Add LTI Advantage; Canvas: "
+               "+ LTI Registration). It is not stored and cannot be shown again.")
+
+
+@registration_cli.command("list")
+def registration_list():
+    """List the invitations: open, used (and what they registered), expired or revoked."""
+    rows = invitations.all_invitations()
+    if not rows:
+        click.echo("No invitations. Make one with `flask --app lti_tool registration create --name ...`.")
+    for invitation in rows:
+        state = invitations.status(invitation)
+        line = (f"{invitation.id}\t{state}\t{invitation.name}\tmade {invitation.created_at:%Y-%m-%d}, "
+                f"expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC")
+        if state == "used":
+            if invitation.platform is not None:
+                line += (f"\n\tused {invitation.used_at:%Y-%m-%d %H:%M}: {invitation.outcome} {invitation.platform.name}"
+                         f" ({invitation.platform.issuer}, client id {invitation.platform.client_id})")
+            else:
+                line += f"\n\tused {invitation.used_at:%Y-%m-%d %H:%M}, registration in progress or interrupted"
+        click.echo(line)
+
+
+@registration_cli.command("revoke")
+@click.option("--id", "invitation_id", type=int, required=True, help="The invitation's number (see list).")
+def registration_revoke(invitation_id):
+    """Withdraw an unused invitation."""
+    try:
+        invitation = invitations.revoke(invitation_id)
+    except invitations.InvitationError as exc:
+        raise click.ClickException(exc.message) from exc
+    db.session.commit()
+    click.echo(f"Invitation {invitation.id} ({invitation.name}) is revoked: its link no longer works.")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from lti_tool.cli_database import database_cli
     from lti_tool.cli_grades import grades_cli
 
-    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, grades_cli, database_cli):
+    for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
+                  database_cli):
         app.cli.add_command(group)

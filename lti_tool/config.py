@@ -28,8 +28,9 @@ def load_settings(instance_path: str) -> dict:
         "DEMO_PLATFORM": env.get("LTI_DEMO_PLATFORM", "0" if production else "1") == "1",
         "LTI_CLOCK_LEEWAY": int(env.get("LTI_CLOCK_LEEWAY", "60")),
         "LTI_KEY_SET_REFETCH_SECONDS": int(env.get("LTI_KEY_SET_REFETCH_SECONDS", "30")),
-        # None: registration off; "": open (development only); otherwise the key the URL must carry.
-        "REGISTRATION_KEY": env.get("LTI_REGISTRATION_KEY") or (None if production else ""),
+        # Dynamic Registration needs a one-time invitation (`flask --app lti_tool registration create`) in
+        # production; in development it is also open without one, for the demo and local LMSs.
+        "REGISTRATION_WITHOUT_INVITATION": not production,
         "CONTENT_DIR": env.get("LTI_CONTENT_DIR") or str(Path(__file__).resolve().parent.parent / "content"),
         "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
@@ -46,7 +47,15 @@ def load_settings(instance_path: str) -> dict:
         "MAX_FORM_MEMORY_SIZE": 256 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,  # LMS iframes send no same-origin Referer
-        "HTTP_TIMEOUT": 10,
+        # Requests to platforms (lti/http.py): the total seconds one request may take, the most bytes read from an
+        # answer, and where they may go: in production https and public addresses only, plus the networks a lab
+        # allows (LTI_OUTBOUND_ALLOWED_NETWORKS, e.g. "10.20.0.0/16"); in development anywhere (local LMSs).
+        "HTTP_TIMEOUT": float(env.get("LTI_HTTP_TIMEOUT", "10")),
+        "HTTP_MAX_BYTES": int(env.get("LTI_HTTP_MAX_BYTES", str(4 * 1024 * 1024))),
+        "OUTBOUND_HTTPS_ONLY": production,
+        "OUTBOUND_PUBLIC_ONLY": production,
+        "OUTBOUND_ALLOWED_NETWORKS": env.get("LTI_OUTBOUND_ALLOWED_NETWORKS", ""),
+        "OUTBOUND_CA_FILE": env.get("LTI_OUTBOUND_CA_FILE") or None,
         # Rate-limit counters: per process in development; set REDIS_URL so every app server shares them.
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",

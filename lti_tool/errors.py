@@ -15,9 +15,11 @@ _TITLES = {
     403: "You do not have access to this",
     404: "Not found",
     405: "This address does not take that request",
+    409: "This conflicts with what the tool already has",
     413: "The request is too large",
     429: "Too many requests",
     500: "Something went wrong in the tool",
+    502: "The other system did not give a usable answer",
 }
 
 

@@ -68,7 +68,6 @@ def app(tmp_path):
         "SECRET_KEY": "test-secret",
         "DEMO_PLATFORM": True,
         "LTI_KEY_SET_REFETCH_SECONDS": 0,
-        "REGISTRATION_KEY": "",
         "GRADES_BACKGROUND_SYNC": False,
     })
     app.instance_path = str(tmp_path / "instance")
@@ -104,8 +103,8 @@ def make_platform(app):
     """Start an LMS emulator and register it with the tool; return the emulator."""
     started = []
 
-    def factory(register: bool = True, **kwargs) -> PlatformEmulator:
-        emulator = PlatformEmulator(**kwargs)
+    def factory(register: bool = True, emulator_class=PlatformEmulator, **kwargs) -> PlatformEmulator:
+        emulator = emulator_class(**kwargs)
         # The LMS checks the tool's signed token requests against the tool's real JWKS endpoint.
         emulator.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()
         started.append(emulator)

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import jwt
 import requests
@@ -112,12 +112,29 @@ class PlatformEmulator:
         self._server.shutdown()
         self._server.server_close()
 
+    # -- its endpoints (subclasses use the real products' paths) --
+    @property
+    def authorize_url(self) -> str:
+        return self.base_url + "/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.base_url + "/jwks"
+
+    def login_extras(self) -> dict:
+        """Parameters this product adds to every login initiation."""
+        return {}
+
     # -- what an admin would type into the tool --
     @property
     def registration(self) -> dict:
         return {"name": f"Test {self.product}", "issuer": self.issuer, "client_id": self.client_id,
-                "auth_login_url": self.base_url + "/authorize", "auth_token_url": self.base_url + "/token",
-                "key_set_url": self.base_url + "/jwks", "deployment_ids": [self.deployment_id]}
+                "auth_login_url": self.authorize_url, "auth_token_url": self.token_url,
+                "key_set_url": self.jwks_url, "deployment_ids": [self.deployment_id]}
 
     @property
     def active_key(self) -> KeyPair:
@@ -332,7 +349,7 @@ class PlatformEmulator:
             kid = jwt.get_unverified_header(assertion).get("kid")
             jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
             claims = jwt.decode(assertion, RSAAlgorithm.from_jwk(json.dumps(jwk)), algorithms=["RS256"],
-                                audience=self.base_url + "/token")
+                                audience=self.token_url)
             assert claims["iss"] == claims["sub"] == self.client_id
         except Exception as exc:  # noqa: BLE001 - any bad assertion is the client's error
             return Response(json.dumps({"error": "invalid_client", "error_description": str(exc)}), status=401,
@@ -375,7 +392,7 @@ class PlatformEmulator:
     # -- driving a browser-like flow through the tool --
     def authorize(self, location: str) -> dict:
         """Follow the tool's redirect to this platform over real HTTP; return the form it posts back."""
-        assert location.startswith(self.base_url + "/authorize"), location
+        assert location.startswith(self.authorize_url), location
         response = requests.get(location, timeout=10)
         assert response.status_code == 200, response.text
         fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', response.text))
@@ -387,7 +404,7 @@ def login_params(emulator: PlatformEmulator, user: str = "member", **extra) -> d
     """Return the login initiation parameters the platform sends (Moodle adds client_id and deployment)."""
     params = {"iss": emulator.issuer, "login_hint": user, "target_link_uri": "http://localhost:5000/lti/launch",
               "lti_message_hint": "resource", "client_id": emulator.client_id,
-              "lti_deployment_id": emulator.deployment_id}
+              "lti_deployment_id": emulator.deployment_id, **emulator.login_extras()}
     params.update(extra)
     return {k: v for k, v in params.items() if v is not None}
 
@@ -400,3 +417,446 @@ def state_and_nonce(location: str) -> tuple[str, str]:
 
 def random_id() -> str:
     return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Moodle, as its mod/lti source behaves (startltiadvregistration.php, openid-configuration.php,
+# openid-registration.php, classes/local/ltiopenid/registration_helper.php).
+# ---------------------------------------------------------------------------------------------------------------
+
+def _with_params(url: str, **params) -> str:
+    """Add query parameters to a URL, keeping its own (as moodle_url->param and Canvas's Addressable do)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode(query + list(params.items()))))
+
+
+@dataclass
+class MoodleEmulator(PlatformEmulator):
+    """Moodle 4.x: issuer = wwwroot, endpoints under mod/lti/, tool types that start pending.
+
+    Dynamic Registration as Moodle does it: the admin pastes the tool URL, Moodle redirects with
+    `openid_configuration` and a `registration_token`, a JWT signed with Moodle's own LTI key,
+    {"sub": <new 15-character client id>, "scope": "reg"} for a new tool, or {"sub": <that tool type's id>,
+    "scope": "reg-update"} when the tool URL's site already has tools and the admin chooses Update next to one (rather
+    than "Register as a new external tool"); both expire in an hour. The configuration
+    needs no token. A new registration creates a *pending* tool type whose id is the deployment id; reusing a token
+    whose client id exists is "token_already_used" (401). An update keeps the type's client id, id (deployment) and
+    state, and takes the new settings (which resets "Tool configuration usage").
+    """
+
+    product: str = "moodle"
+    version: str = "4.5.6 (Build: 20250811)"
+    #: Tool types by id: {"clientid", "state" ("pending"/"configured"), "name", "coursevisible", "registration"}.
+    tool_types: dict = field(default_factory=dict)
+
+    @property
+    def authorize_url(self) -> str:
+        return self.base_url + "/mod/lti/auth.php"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/mod/lti/token.php"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.base_url + "/mod/lti/certs.php"
+
+    @property
+    def openid_configuration_url(self) -> str:
+        return self.base_url + "/mod/lti/openid-configuration.php"
+
+    def start_registration(self, tool_url: str, update_type: int | None = None) -> str:
+        """Where Add LTI Advantage sends the admin's browser: a new tool, or Update of tool type `update_type`."""
+        now = int(time.time())
+        sub, scope = (str(update_type), "reg-update") if update_type else (uuid.uuid4().hex[:15], "reg")
+        token = self.sign({"sub": sub, "scope": scope, "iat": now, "exp": now + 3600})
+        return _with_params(tool_url, openid_configuration=self.openid_configuration_url, registration_token=token)
+
+    def activate(self, type_id: int) -> None:
+        """Click Activate on a pending tool's card."""
+        self.tool_types[type_id]["state"] = "configured"
+
+    def type_of(self, client_id: str) -> int | None:
+        return next((i for i, t in self.tool_types.items() if t["clientid"] == client_id), None)
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        handler = {"/mod/lti/auth.php": self._authorize, "/mod/lti/token.php": self._token,
+                   "/mod/lti/certs.php": self._jwks, "/mod/lti/openid-configuration.php": self._openid_configuration,
+                   "/mod/lti/openid-registration.php": self._register,
+                   "/mod/lti/toolconfigure.php": self._manage_tools,
+                   "/mod/lti/startltiadvregistration.php": self._start_registration}.get(request.path)
+        if handler is None:
+            return super()._wsgi(environ, start_response)
+        return handler(request)(environ, start_response)
+
+    def _manage_tools(self, request):
+        """Manage tools › Add LTI Advantage: the registration in an iframe; its close message ends it."""
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Manage tools</title></head><body>
+<h1>Manage tools</h1><div id="external-registration-template-container"><iframe title="Tool registration"
+ src="startltiadvregistration.php?url=%s" width="900" height="700"></iframe></div>
+<script>
+  window.closedWith = null;
+  window.addEventListener("message", function (e) {
+    if (e.data && e.data.subject === "org.imsglobal.lti.close") {
+      window.closedWith = e.data.subject;
+      document.getElementById("external-registration-template-container").innerHTML = "";
+    }
+  }, false);
+</script></body></html>""" % html.escape(quote(request.args["url"], safe=""))
+        return Response(body, mimetype="text/html")
+
+    def _start_registration(self, request):
+        url = request.args["url"]
+        if "type" not in request.args and self.tool_types:
+            # The URL's site already has tools: Moodle asks whether to update one or register a new one.
+            rows = "".join(f'<li>{html.escape(t.get("name", ""))} <a href="?url={quote(url, safe="")}&amp;type={i}">'
+                           "Update</a></li>" for i, t in self.tool_types.items())
+            return Response(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tools</title></head>'
+                            f"<body><p>There are existing tools attached to the domain of the registration.</p>"
+                            f'<ul>{rows}</ul><a href="?url={quote(url, safe="")}&amp;type=0">Register as a new '
+                            "external tool</a></body></html>", mimetype="text/html")
+        update_type = request.args.get("type", type=int) or None
+        return Response("", status=303, headers={"Location": self.start_registration(url, update_type=update_type)})
+
+    def _authorize(self, request):
+        type_id = self.type_of(request.values.get("client_id", ""))
+        if type_id is not None and self.tool_types[type_id]["state"] != "configured":
+            return Response("invalid_request: the tool is not active", status=400)
+        return super()._authorize(request)
+
+    def _openid_configuration(self, request):
+        scopes = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                  "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+                  "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                  "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                  "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+                  "https://purl.imsglobal.org/spec/lti-ts/scope/toolsetting", "openid"]
+        return Response(json.dumps({
+            "issuer": self.issuer, "token_endpoint": self.token_url,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+            "jwks_uri": self.jwks_url, "authorization_endpoint": self.authorize_url,
+            "registration_endpoint": self.base_url + "/mod/lti/openid-registration.php",
+            "scopes_supported": scopes, "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public", "pairwise"], "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss", "name", "given_name", "family_name", "email"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "moodle", "version": self.version,
+                "messages_supported": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"],
+                "placements": ["AddContentMenu"], "variables": ["basic-lti-launch-request", "Context.id"]},
+        }, indent=4), mimetype="application/json")
+
+    def _register(self, request):
+        authorization = request.headers.get("Authorization") or ""
+        if not authorization.startswith("Bearer "):
+            return Response("missing_registration_token", status=401)
+        try:
+            token = jwt.decode(authorization[7:].strip(), RSAAlgorithm.from_jwk(json.dumps(self.active_key.jwk)),
+                               algorithms=["RS256"])
+        except jwt.PyJWTError as exc:
+            return Response(str(exc), status=500)  # Moodle lets the JWT library's exception escape
+        if token.get("scope") == "reg":
+            if self.type_of(token["sub"]) is not None:
+                return Response("token_already_used", status=401)
+            type_id, clientid = None, token["sub"]
+        elif token.get("scope") == "reg-update":
+            type_id = int(token["sub"])
+            if type_id not in self.tool_types:
+                return Response("Unknown client", status=400)
+            clientid = self.tool_types[type_id]["clientid"]
+        else:
+            return Response("Incorrect scope", status=403)
+        if request.method == "GET":
+            return Response(json.dumps(self.tool_types[type_id]["registration"] if type_id else {}),
+                            mimetype="application/json")
+        payload = request.get_json(silent=True) or {}
+        problem = self._registration_problem(payload)
+        if problem:
+            return Response(problem, status=400)
+        self.registrations.append(payload)
+        if type_id is None:
+            type_id = max(self.tool_types, default=0) + 1
+            self.tool_types[type_id] = {"clientid": clientid, "state": "pending"}
+        # New or updated, the settings are the registration's (so "Tool configuration usage" goes back to
+        # "preconfigured"); the state, client id and id (the deployment) stay.
+        self.tool_types[type_id].update(name=payload["client_name"], coursevisible="preconfigured",
+                                        registration=payload)
+        self.client_id, self.deployment_id = clientid, str(type_id)
+        tool_configuration = payload["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+        answer = {
+            "client_id": clientid, "response_types": ["id_token"], "jwks_uri": payload["jwks_uri"],
+            "initiate_login_uri": payload["initiate_login_uri"], "grant_types": ["client_credentials", "implicit"],
+            "redirect_uris": payload["redirect_uris"], "application_type": "web",
+            "token_endpoint_auth_method": "private_key_jwt", "client_name": payload["client_name"], "logo_uri": "",
+            "scope": " ".join(s for s in payload.get("scope", "").split() if "lti-ags" in s or "lti-nrps" in s),
+            "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                "version": "1.3.0", "deployment_id": str(type_id),
+                "target_link_uri": tool_configuration.get("target_link_uri", ""),
+                "domain": tool_configuration.get("domain", ""),
+                "description": tool_configuration.get("description", ""),
+                "messages": [{"type": "LtiDeepLinkingRequest", "target_link_uri": m.get("target_link_uri", "")}
+                             for m in tool_configuration.get("messages", []) if m.get("type") == "LtiDeepLinkingRequest"],
+                "claims": ["sub", "iss", "name", "family_name", "given_name", "email"]},
+        }
+        return Response(json.dumps(answer), mimetype="application/json; charset=utf-8")
+
+    @staticmethod
+    def _registration_problem(payload: dict) -> str | None:
+        for name in ("response_types", "initiate_login_uri", "redirect_uris", "client_name", "jwks_uri",
+                     "token_endpoint_auth_method", "https://purl.imsglobal.org/spec/lti-tool-configuration"):
+            if not payload.get(name):
+                return f"missing required attribute {name}"
+        tool_configuration = payload["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+        if not tool_configuration.get("domain"):
+            return "missing_domain"
+        target = tool_configuration.get("target_link_uri") or "https://" + tool_configuration["domain"]
+        if urlparse(target).netloc.removeprefix("www.") != tool_configuration["domain"].removeprefix("www."):
+            return "domain_targetlinkuri_mismatch"
+        if "id_token" not in payload["response_types"]:
+            return "invalid_response_types"
+        if not isinstance(payload["redirect_uris"], list):
+            return "invalid_redirect_uris"
+        if payload["token_endpoint_auth_method"] != "private_key_jwt":
+            return "invalid_token_endpoint_auth_method"
+        if payload.get("application_type") not in (None, "", "web"):
+            return "invalid_application_type"
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Canvas, as its source behaves (Lti::IMS::DynamicRegistrationController, SecurityController#openid_configuration,
+# Schemas::Lti::IMS::OidcRegistration / LtiToolConfiguration, the LTI launch docs).
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Canvas's own placements (Lti::ResourcePlacement::PLACEMENTS), as a schema without ContentArea accepts them.
+CANVAS_PLACEMENTS = (
+    "account_navigation", "assignment_edit", "assignment_group_menu", "assignment_index_menu", "assignment_menu",
+    "assignment_selection", "assignment_view", "collaboration", "conference_selection", "course_assignments_menu",
+    "course_home_sub_navigation", "course_navigation", "course_settings_sub_navigation",
+    "discussion_topic_index_menu", "discussion_topic_menu", "editor_button", "file_index_menu", "file_menu",
+    "global_navigation", "homework_submission", "link_selection", "migration_selection", "module_group_menu",
+    "module_index_menu", "module_index_menu_modal", "module_menu", "module_menu_modal", "post_grades",
+    "quiz_index_menu", "quiz_menu", "resource_selection", "student_context_card", "submission_type_selection",
+    "tool_configuration", "top_navigation", "user_navigation", "wiki_index_menu", "wiki_page_menu",
+)
+CANVAS_SCOPES = (
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+    "https://canvas.instructure.com/lti/public_jwk/scope/update",
+    "https://canvas.instructure.com/lti/account_lookup/scope/show",
+    "https://canvas.instructure.com/lti-ags/progress/scope/show",
+    "https://canvas.instructure.com/lti/page_content/show",
+)
+CANVAS_TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
+_CANVAS_DOMAIN = re.compile(r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*"
+                            r"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(:[0-9]{1,5})?$")
+
+
+def canvas_deployment_id(number: int, context: str) -> str:
+    """A Canvas deployment id: the installing context's id and its 40-hex LTI id (ContextExternalTool)."""
+    return f"{number}:{hashlib.sha1(context.encode()).hexdigest()}"
+
+
+@dataclass
+class CanvasEmulator(PlatformEmulator):
+    """Canvas with the registrations feature. By default a self-hosted Canvas (issuer = its own address); give
+    `issuer="https://canvas.instructure.com"` for the shared cloud issuer.
+
+    Its registration token is Canvas's own JWT (uuid, user, root account and its domain, the registration URL),
+    valid for an hour; the OpenID configuration reads it from the `registration_token` query parameter of the URL it
+    hands out. The registration answer has the developer key's global id as client_id, the new root-account
+    deployment's id at the top level (`<context id>:<40 hex>`) and `openid` appended to `scope`. Its schema lists
+    Canvas's own placements only (the releases that refused ContentArea with 422).
+    """
+
+    product: str = "canvas"
+    client_id: str = "10000000000042"
+    deployment_id: str = field(default_factory=lambda: canvas_deployment_id(1, "root-account"))
+    account_name: str = "Springfield Public Schools"
+    account_lti_guid: str = "pNu5F9EoIATW6XqZ33C5tiqomb7bFJ4IGWFoCFy6:canvas-lms"
+    region: str = "us-east-1"
+    environment: str = "prod"
+    #: Developer keys made by registration: global id -> registration body.
+    developer_keys: dict = field(default_factory=dict)
+    _secret: str = field(default_factory=lambda: uuid.uuid4().hex * 2)
+
+    @property
+    def authorize_url(self) -> str:
+        return self.base_url + "/api/lti/authorize_redirect"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/login/oauth2/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.base_url + "/api/lti/security/jwks"
+
+    def login_extras(self) -> dict:
+        return {"canvas_region": self.region, "canvas_environment": self.environment,
+                "lti_storage_target": "post_message_forwarding"}
+
+    def start_registration(self, tool_url: str, lifetime: int = 3600) -> str:
+        """What + LTI Registration (Admin › Developer Keys) loads in its frame for the tool's registration URL."""
+        now = int(time.time())
+        token = jwt.encode({"uuid": str(uuid.uuid4()), "initiated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "user_id": 1, "root_account_global_id": 10000000000001,
+                            "root_account_domain": urlparse(self.base_url).netloc, "registration_url": tool_url,
+                            "exp": now + lifetime}, self._secret, algorithm="HS512")
+        configuration = _with_params(self.base_url + "/api/lti/security/openid-configuration",
+                                     registration_token=token)
+        return _with_params(tool_url, registration_token=token, openid_configuration=configuration)
+
+    def install(self, number: int, context: str) -> str:
+        """Install the key in a sub-account or course: a new deployment, which launches from there carry."""
+        self.deployment_id = canvas_deployment_id(number, context)
+        return self.deployment_id
+
+    def _token_claims(self, token: str) -> dict | None:
+        try:
+            return jwt.decode(token, self._secret, algorithms=["HS512"])
+        except jwt.PyJWTError:
+            return None
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        handler = {"/api/lti/authorize_redirect": self._authorize, "/login/oauth2/token": self._token,
+                   "/api/lti/security/jwks": self._jwks,
+                   "/api/lti/security/openid-configuration": self._openid_configuration,
+                   "/api/lti/registrations": self._register,
+                   "/accounts/1/developer_keys": self._developer_keys,
+                   "/accounts/1/developer_keys/dr_iframe": self._dr_iframe}.get(request.path)
+        if handler is None:
+            return super()._wsgi(environ, start_response)
+        return handler(request)(environ, start_response)
+
+    def _developer_keys(self, request):
+        """+ LTI Registration: Canvas's wizard frames its dr_iframe page, which frames the tool."""
+        start = self.start_registration(request.args["registration_url"])
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Developer Keys</title></head>
+<body><h1>Developer Keys</h1><iframe title="Install app" src="/accounts/1/developer_keys/dr_iframe?url=%s"
+ width="950" height="720"></iframe>
+<script>
+  window.closedWith = null;
+  window.addEventListener("message", function (e) {
+    if (e.data && e.data.subject === "org.imsglobal.lti.close") { window.closedWith = e.data.subject; }
+  });
+</script></body></html>""" % html.escape(quote(start, safe=""))
+        return Response(body, mimetype="text/html")
+
+    def _dr_iframe(self, request):
+        """app/views/lti/ims/dynamic_registration/dr_iframe: forwards the close message from the tool's origin only."""
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Registration</title></head><body>
+<script>
+  var toolOrigin = new URL(%s).origin;
+  var onMessage = function (message) {
+    if (message.data.subject === "org.imsglobal.lti.close" && message.origin === toolOrigin) {
+      window.removeEventListener("message", onMessage);
+      window.parent.postMessage(message.data, "*");
+    }
+  };
+  window.addEventListener("message", onMessage);
+</script>
+<iframe title="Tool registration" src="%s" style="width: 100%%; height: 600px; border: 0"></iframe></body></html>""" % (
+            json.dumps(request.args["url"]).replace("</", "<\\/"), html.escape(request.args["url"]))
+        return Response(body, mimetype="text/html")
+
+    def _openid_configuration(self, request):
+        token = request.args.get("registration_token")
+        if not token:
+            return Response(json.dumps({"error": "Access token missing (You must include the registration_token "
+                                                 "parameter)."}), status=401, mimetype="application/json")
+        if self._token_claims(token) is None:
+            return Response(json.dumps({"errors": [{"message": "Invalid access token"}]}), status=401,
+                            mimetype="application/json")
+        return Response(json.dumps({
+            "issuer": self.issuer, "authorization_endpoint": self.authorize_url,
+            "registration_endpoint": self.base_url + "/api/lti/registrations", "jwks_uri": self.jwks_url,
+            "token_endpoint": self.token_url, "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"], "scopes_supported": list(CANVAS_SCOPES),
+            "response_types_supported": ["id_token"], "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "picture", "email", "name", "given_name", "family_name", "locale"],
+            "subject_types_supported": ["public"], "authorization_server": urlparse(self.base_url).netloc,
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "canvas", "version": "vCloud",
+                "messages_supported": [
+                    {"type": "LtiResourceLinkRequest", "placements": ["course_navigation", "link_selection"]},
+                    {"type": "LtiDeepLinkingRequest",
+                     "placements": ["assignment_selection", "link_selection", "editor_button"]}],
+                "variables": ["ResourceLink.id", "Canvas.user.id", "Canvas.course.id"],
+                "https://canvas.instructure.com/lti/account_name": self.account_name,
+                "https://canvas.instructure.com/lti/account_lti_guid": self.account_lti_guid},
+        }), mimetype="application/json")
+
+    def _register(self, request):
+        claims = self._token_claims((request.headers.get("Authorization") or "").removeprefix("Bearer "))
+        required = {"user_id", "initiated_at", "root_account_global_id", "root_account_domain", "exp", "uuid",
+                    "registration_url"}
+        if claims is None or not required <= set(claims):
+            return Response(json.dumps({"errorMessage": "JWT did not include expected contents"}), status=401,
+                            mimetype="application/json")
+        payload = request.get_json(silent=True) or {}
+        errors = self._schema_errors(payload)
+        if claims["uuid"] in {k["guid"] for k in self.developer_keys.values()}:
+            errors.append("guid has already been taken")
+        if errors:
+            return Response(json.dumps({"errors": errors}), status=422, mimetype="application/json")
+        self.registrations.append(payload)
+        client_id = str(10000000000042 + len(self.developer_keys))
+        self.developer_keys[client_id] = {"guid": claims["uuid"], "registration": payload}
+        # With lti_registrations_next, Canvas makes the root account's deployment (not yet available) at once.
+        self.client_id, self.deployment_id = client_id, canvas_deployment_id(1, "root-account")
+        scopes = [s for s in (payload.get("scope") or "").split() if s != "openid"]
+        answer = {
+            "client_id": client_id, "application_type": "web", "grant_types": ["client_credentials", "implicit"],
+            "initiate_login_uri": payload["initiate_login_uri"], "redirect_uris": payload["redirect_uris"],
+            "response_types": ["id_token"], "client_name": payload["client_name"], "jwks_uri": payload["jwks_uri"],
+            "token_endpoint_auth_method": "private_key_jwt", "scope": " ".join(scopes + ["openid"]),
+            CANVAS_TOOL_CONFIGURATION: {
+                **payload[CANVAS_TOOL_CONFIGURATION],
+                "https://canvas.instructure.com/lti/registration_config_url":
+                    f"{self.base_url}/api/v1/accounts/1/lti_registrations/{len(self.developer_keys)}/view"},
+            "registration_client_uri": f"{self.base_url}/api/lti/registrations/{len(self.developer_keys)}",
+            "deployment_id": self.deployment_id,
+        }
+        return Response(json.dumps(answer), status=200, mimetype="application/json")
+
+    @staticmethod
+    def _schema_errors(payload: dict) -> list[str]:
+        errors = []
+        for name in ("application_type", "grant_types", "response_types", "redirect_uris", "initiate_login_uri",
+                     "client_name", "jwks_uri", "token_endpoint_auth_method", CANVAS_TOOL_CONFIGURATION):
+            if name not in payload:
+                errors.append(f"The property '#/' did not contain a required property of '{name}'")
+        if errors:
+            return errors
+        if payload["application_type"] != "web" or payload["token_endpoint_auth_method"] != "private_key_jwt":
+            errors.append("application_type must be web and token_endpoint_auth_method private_key_jwt")
+        if not {"client_credentials", "implicit"} <= set(payload["grant_types"]):
+            errors.append("grant_types must contain client_credentials and implicit")
+        tool_configuration = payload[CANVAS_TOOL_CONFIGURATION]
+        for name in ("domain", "messages", "claims"):
+            if name not in tool_configuration:
+                errors.append(f"The property '#/{CANVAS_TOOL_CONFIGURATION}' did not contain a required property "
+                              f"of '{name}'")
+        if not _CANVAS_DOMAIN.match(tool_configuration.get("domain", "")):
+            errors.append("domain does not match the pattern")
+        allowed = set(CANVAS_PLACEMENTS) | {f"https://canvas.instructure.com/lti/{p}" for p in CANVAS_PLACEMENTS}
+        for index, message in enumerate(tool_configuration.get("messages") or []):
+            if message.get("type") not in ("LtiResourceLinkRequest", "LtiDeepLinkingRequest"):
+                errors.append(f"messages/{index}/type is not a Canvas message type")
+            for placement in message.get("placements") or []:
+                if placement not in allowed:
+                    errors.append(f"The property '#/{CANVAS_TOOL_CONFIGURATION}/messages/{index}/placements' value "
+                                  f"\"{placement}\" did not match one of the allowed placements")
+            if message.get("https://canvas.instructure.com/lti/visibility") not in (None, "admins", "members",
+                                                                                     "public"):
+                errors.append(f"messages/{index} visibility is not admins, members or public")
+        return errors

@@ -50,11 +50,11 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
 
 
 def test_development_defaults_start_and_answer(monkeypatch, tmp_path):
-    for name in ("LTI_TOOL_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "LTI_REGISTRATION_KEY", "LTI_DEMO_PLATFORM"):
+    for name in ("LTI_TOOL_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "LTI_DEMO_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dev.sqlite3'}")
     app = create_app()
-    assert app.config["REGISTRATION_KEY"] == "" and app.config["DEMO_PLATFORM"]
+    assert app.config["REGISTRATION_WITHOUT_INVITATION"] and app.config["DEMO_PLATFORM"]
     client = app.test_client()
     # Registration is open in development: without its parameters it says what it needs.
     response = client.get("/lti/register")

@@ -1,20 +1,23 @@
 """LTI endpoints: OIDC login, launch, the tool's JWKS, Canvas JSON configuration and Dynamic Registration."""
+import hashlib
 import hmac
 import random
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from lti_tool.auth import remember_launch
-from lti_tool.extensions import csrf, db
+from lti_tool.extensions import csrf, db, limiter
 from lti_tool.lti import keys
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, validate_launch
 from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, purge_login_states
-from lti_tool.lti.registration import canvas_configuration, register_dynamically, tool_urls
+from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
 from lti_tool.lti.sync import record_launch
 from lti_tool.models import Launch
+from lti_tool.services import invitations, platforms
 
 bp = Blueprint("lti", __name__)
 
@@ -114,19 +117,87 @@ def canvas_config():
     return canvas_configuration(_base_url())
 
 
-@bp.get("/lti/register")
-@csrf.exempt
+#: A registration form is good for as long as the LMS's registration token (Moodle and Canvas: one hour).
+REGISTRATION_FORM_MAX_AGE = 3600
+_MAX_PARAMETER = 4000
+
+
+def _registration_parameters(values) -> dict:
+    """Read the Dynamic Registration parameters (query string or form); refuse oversized or malformed ones."""
+    params = {}
+    for name in ("openid_configuration", "registration_token", "invitation"):
+        value = values.get(name)
+        if value is not None and (len(value) > _MAX_PARAMETER or not value.isprintable()):
+            raise LaunchError("registration_parameters", f"The registration request's {name} is not valid. Start "
+                              "the registration again from the LMS.")
+        params[name] = value or None
+    return params
+
+
+def _form_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="dynamic-registration-form")
+
+
+def _parameters_digest(params: dict) -> str:
+    joined = "\n".join(params.get(name) or "" for name in ("openid_configuration", "registration_token", "invitation"))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _check_registration_post(params: dict) -> None:
+    """CSRF protection that needs no cookie: LMS registration frames often lose the tool's cookies (Safari).
+
+    The POST must come from the tool's own page (Origin, or Referer when a browser sends no Origin) and carry a
+    form token the tool signed for exactly these registration parameters, within the hour.
+    """
+    source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    own = urlsplit(_base_url())
+    theirs = urlsplit(source)
+    if (theirs.scheme, theirs.netloc) != (own.scheme, own.netloc):
+        raise LaunchError("registration_cross_site", "This registration was not submitted from the tool's own "
+                          "page, so the tool refused it. Start the registration again from the LMS.", status=403)
+    try:
+        digest = _form_serializer().loads(request.form.get("form_token", ""), max_age=REGISTRATION_FORM_MAX_AGE)
+    except SignatureExpired as exc:
+        raise LaunchError("registration_form_expired", "This registration page is more than an hour old. Start "
+                          "the registration again from the LMS.") from exc
+    except BadSignature as exc:
+        raise LaunchError("registration_form", "This registration form is not one the tool made. Start the "
+                          "registration again from the LMS.") from exc
+    if not hmac.compare_digest(str(digest), _parameters_digest(params)):
+        raise LaunchError("registration_form", "This registration form does not match the registration it was "
+                          "made for. Start the registration again from the LMS.")
+
+
+def _invitation_refused(error: invitations.InvitationError) -> LaunchError:
+    return LaunchError(error.reason, error.message, status=403)
+
+
+@bp.route("/lti/register", methods=["GET", "POST"])
+@csrf.exempt  # checked by _check_registration_post, which needs no cookie
+@limiter.limit("30 per minute")
 def register():
-    """LTI Dynamic Registration: register with the platform that opened this page, then tell it to close."""
-    expected_key = current_app.config["REGISTRATION_KEY"]
-    if expected_key is None:
-        raise LaunchError("registration_off", "Dynamic Registration is turned off on this tool. The tool's "
-                          "administrator sets LTI_REGISTRATION_KEY and gives you the registration URL "
-                          "/lti/register?key=<that key>.", status=403)
-    if expected_key and not hmac.compare_digest(request.args.get("key", ""), expected_key):
-        raise LaunchError("registration_key", "This registration URL lacks the tool's registration key (or has a "
-                          "wrong one). Use the full URL the tool's administrator gave you, with ?key=.", status=403)
-    result = register_dynamically(request.args.get("openid_configuration", ""),
-                                  request.args.get("registration_token"))
+    """LTI Dynamic Registration: GET shows what would be registered; the confirmed POST registers."""
+    invitation_required = not current_app.config["REGISTRATION_WITHOUT_INVITATION"]
+    if request.method == "GET":
+        params = _registration_parameters(request.args)
+        try:
+            invitation = invitations.find_open(params["invitation"]) if (
+                invitation_required or params["invitation"]) else None
+        except invitations.InvitationError as exc:
+            raise _invitation_refused(exc) from exc
+        plan = platforms.plan_dynamic(params["openid_configuration"], params["registration_token"])
+        return render_template(
+            "lti/register_confirm.html", plan=plan, configuration=plan.configuration, params=params,
+            invitation=invitation, form_token=_form_serializer().dumps(_parameters_digest(params)),
+            asks_for=describe_scopes(tool_registration_request(_base_url(), plan.configuration)["scope"]))
+    params = _registration_parameters(request.form)
+    _check_registration_post(params)
+    try:
+        result = platforms.register_dynamic(
+            params["openid_configuration"], params["registration_token"], base_url=_base_url(),
+            invitation=params["invitation"], invitation_required=invitation_required,
+            confirm_duplicate=request.form.get("confirm_duplicate") == "1")
+    except invitations.InvitationError as exc:
+        raise _invitation_refused(exc) from exc
     db.session.commit()
     return render_template("lti/registered.html", result=result)

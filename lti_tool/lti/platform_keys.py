@@ -5,12 +5,12 @@ import threading
 import time
 from datetime import timedelta
 
-import requests
 import sqlalchemy as sa
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 
 from lti_tool.extensions import db
+from lti_tool.lti import http
 from lti_tool.lti.errors import LaunchError
 from lti_tool.models import Platform
 from lti_tool.models.base import utcnow
@@ -38,19 +38,20 @@ def _find_jwk(key_set: dict | None, kid: str) -> dict | None:
 def fetch_key_set(url: str) -> dict:
     """GET a JWKS document, refusing anything that is not one."""
     try:
-        response = requests.get(url, timeout=current_app.config["HTTP_TIMEOUT"],
-                                headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
+        response = http.request("GET", url, headers={"Accept": "application/json"}, max_bytes=MAX_KEY_SET_BYTES)
+    except http.OutboundError as exc:
+        log.warning("key set %s: %s", url, exc.detail)
         raise LaunchError("key_set_unreachable",
-                          f"The platform's key set at {url} could not be fetched ({exc.__class__.__name__}). "
+                          f"The platform's key set at {url} could not be fetched: {exc.message} "
                           "Check the key set URL of this platform and that the tool can reach it.") from exc
-    if response.status_code != 200 or len(response.content) > MAX_KEY_SET_BYTES:
+    if response.status != 200:
+        log.warning("key set %s answered HTTP %s: %s", url, response.status, response.excerpt())
         raise LaunchError("key_set_unreachable",
-                          f"The platform's key set at {url} answered HTTP {response.status_code}. "
+                          f"The platform's key set at {url} answered HTTP {response.status}. "
                           "Check the key set URL of this platform.")
     try:
         key_set = response.json()
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise LaunchError("key_set_invalid", f"The platform's key set at {url} is not JSON.") from exc
     if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):
         raise LaunchError("key_set_invalid", f"The platform's key set at {url} has no 'keys' list.")

@@ -1,16 +1,17 @@
-"""How platforms learn about the tool: Canvas's developer-key JSON and LTI Dynamic Registration."""
+"""How platforms learn about the tool: Canvas's developer-key JSON and LTI Dynamic Registration (the protocol).
+
+Dynamic Registration here reads and checks the platform's OpenID configuration and sends the tool's registration;
+what the tool then stores (and what it refuses to change) is decided in services/platforms.py.
+"""
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-import requests
-import sqlalchemy as sa
-from flask import current_app
+import jwt
 
-from lti_tool.extensions import db
-from lti_tool.lti.claims import TOOL_SCOPES, MessageType
+from lti_tool.lti import canvas, http
+from lti_tool.lti.claims import TOOL_SCOPES, MessageType, Scope
 from lti_tool.lti.errors import LaunchError
-from lti_tool.models import Deployment, Platform
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,13 @@ TOOL_DESCRIPTION = ("The union's Bargaining Certificate program: Bargaining Foun
                     "and Specialized Topics modules, graded workshops and the 24-hour certificate ledger.")
 LTI_PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 LTI_TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
-CANVAS_PRIVACY_LEVEL = "https://canvas.instructure.com/lti/privacy_level"
+#: The LTI spec's generic placement for content selection; Canvas names its own placements instead.
+CONTENT_AREA = "ContentArea"
+#: Moodle's registration token says "reg-update" when the admin chose Update on an existing tool.
+MOODLE_UPDATE_SCOPE = "reg-update"
+MAX_CONFIGURATION_BYTES = 256 * 1024
+MAX_URL_LENGTH = 2000
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri", "registration_endpoint")
 
 
 def tool_urls(base_url: str) -> dict[str, str]:
@@ -36,7 +43,7 @@ def tool_urls(base_url: str) -> dict[str, str]:
 def canvas_configuration(base_url: str) -> dict:
     """Return the Canvas developer-key JSON (Admin > Developer Keys > + LTI Key > Paste JSON or Enter URL)."""
     urls = tool_urls(base_url)
-    domain = urlparse(base_url).netloc
+    domain = urlsplit(base_url).netloc
     deep_link = {"message_type": MessageType.DEEP_LINKING.value, "target_link_uri": urls["launch"]}
     return {
         "title": TOOL_TITLE,
@@ -45,11 +52,11 @@ def canvas_configuration(base_url: str) -> dict:
         "target_link_uri": urls["launch"],
         "public_jwk_url": urls["jwks"],
         "scopes": TOOL_SCOPES,
-        "custom_fields": {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"},
+        "custom_fields": dict(canvas.CUSTOM_FIELDS),
         "extensions": [{
             "platform": "canvas.instructure.com",
             "domain": domain,
-            "tool_id": "bargaining-certificate",
+            "tool_id": canvas.TOOL_ID_VALUE,
             "privacy_level": "public",  # sends name and email
             "settings": {
                 "text": TOOL_TITLE,
@@ -65,11 +72,209 @@ def canvas_configuration(base_url: str) -> dict:
     }
 
 
-def tool_registration_request(base_url: str, platform_config: dict) -> dict:
+# -- the platform's OpenID configuration -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlatformConfiguration:
+    """A platform's OpenID configuration, read and checked."""
+
+    url: str
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    registration_endpoint: str
+    product: str | None
+    version: str | None
+    account_name: str | None
+    scopes_supported: tuple[str, ...] | None
+
+    @property
+    def is_canvas(self) -> bool:
+        return self.product == canvas.PRODUCT
+
+    @property
+    def is_moodle(self) -> bool:
+        return self.product == "moodle"
+
+    @property
+    def shared_issuer(self) -> bool:
+        """Whether many institutions share the issuer (Canvas cloud): then only issuer + client id is one LMS."""
+        return canvas.is_shared_issuer(self.issuer)
+
+    @property
+    def product_label(self) -> str:
+        return {"moodle": "Moodle", "canvas": "Canvas"}.get(self.product or "", self.product or "The platform")
+
+    @property
+    def display_name(self) -> str:
+        """A name for admins: Canvas's account name, or the product and host."""
+        host = urlsplit(self.issuer).netloc or self.issuer
+        if self.account_name:
+            return f"{self.account_name} ({self.product_label})"[:200]
+        return f"{self.product_label} at {host}"[:200]
+
+
+def _text(value, limit: int = 200) -> str | None:
+    # Names from a platform are shown to admins: printable, one line, short.
+    if not isinstance(value, str):
+        return None
+    return http.excerpt(value, limit) or None
+
+
+def _find(config: dict, name: str):
+    if name in config:
+        return config[name]
+    for key, value in config.items():  # older Moodles advertised keys with stray spaces: read tolerantly
+        if isinstance(key, str) and key.strip() == name:
+            return value
+    return None
+
+
+def _url(config: dict, name: str, limit: int = 1000) -> str:
+    value = _find(config, name)
+    value = value.strip() if isinstance(value, str) else ""
+    parts = _parse_url(value) if len(value) <= limit and value.isprintable() and " " not in value else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LaunchError("registration_invalid", f"The platform's OpenID configuration has no valid '{name}' "
+                          "(an http or https address). The platform is not ready for Dynamic Registration; "
+                          "register the tool by hand instead (see the tool's README).")
+    return value
+
+
+def _parse_url(value: str):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    return parts
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def check_origins(url: str, issuer: str, endpoints: dict[str, str]) -> None:
+    """Refuse a configuration whose issuer or endpoints are not on the origin it was fetched from.
+
+    Otherwise anyone who can get the tool to read a configuration could claim another platform's issuer or point
+    its key set at their own server. Canvas cloud is the one platform whose shared issuer and endpoints
+    legitimately live on several Instructure hosts: lti/canvas.py holds that narrow rule.
+    """
+    if canvas.is_shared_issuer(issuer):
+        if not canvas.serves_configuration(url, issuer):
+            raise LaunchError("registration_origin", f"The configuration claims the Canvas cloud issuer {issuer}, "
+                              "but it was not served by Instructure's Canvas over https. Start the registration "
+                              "from your Canvas (Admin › Developer Keys › + Developer Key › + LTI Registration).")
+        for name, endpoint in endpoints.items():
+            if not canvas.may_name(endpoint, issuer):
+                raise LaunchError("registration_origin", f"The Canvas configuration names its {name} at "
+                                  f"{endpoint}, which is not a Canvas cloud address. The tool registers Canvas "
+                                  "cloud only with Instructure's own addresses; register the tool with the "
+                                  "developer-key JSON instead (see the tool's README).")
+        return
+    origin = _origin(url)
+    for name, value in {"issuer": issuer, **endpoints}.items():
+        if _origin(value) != origin:
+            raise LaunchError("registration_origin", f"The platform's configuration (from {origin[1]}) names its "
+                              f"{name} at {value}, on another site. A platform's issuer and endpoints must be on "
+                              "the site that serves its configuration, so the tool refused the registration. If "
+                              "your platform really is split across sites, register the tool by hand.")
+
+
+def read_configuration(url: str, registration_token: str | None) -> PlatformConfiguration:
+    """Fetch the platform's OpenID configuration and check it; raise LaunchError when it cannot be used."""
+    url = (url or "").strip()
+    parts = _parse_url(url) if len(url) <= MAX_URL_LENGTH and url.isprintable() and " " not in url else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LaunchError("registration_start", "Dynamic Registration starts in your LMS: paste this page's address "
+                          "(the registration link the tool's operator gave you) into the LMS's Dynamic "
+                          "Registration, which opens it with its openid_configuration.")
+    headers = {"Accept": "application/json"}
+    if registration_token:
+        headers["Authorization"] = f"Bearer {registration_token}"
+    try:
+        response = http.request("GET", url, headers=headers, max_bytes=MAX_CONFIGURATION_BYTES)
+    except http.OutboundError as exc:
+        log.warning("registration: configuration %s: %s", url, exc.detail)
+        raise LaunchError("registration_unreachable", f"The tool could not read the platform's configuration: "
+                          f"{exc.message}", status=502) from exc
+    if response.status != 200:
+        log.warning("registration: configuration %s answered HTTP %s: %s", url, response.status,
+                    response.excerpt())
+        raise LaunchError("registration_refused", f"The platform's configuration answered HTTP {response.status}. "
+                          "Registration links from the LMS are short-lived: start the registration again from "
+                          "the LMS.", status=502)
+    try:
+        config = response.json()
+    except ValueError as exc:
+        raise LaunchError("registration_invalid", "The platform's configuration is not JSON.", status=502) from exc
+    if not isinstance(config, dict):
+        raise LaunchError("registration_invalid", "The platform's configuration is not a JSON object.", status=502)
+    issuer = _url(config, "issuer", limit=500)
+    endpoints = {name: _url(config, name) for name in _ENDPOINTS}
+    check_origins(url, issuer, endpoints)
+    platform = _find(config, LTI_PLATFORM_CONFIGURATION)
+    platform = platform if isinstance(platform, dict) else {}
+    product = _text(platform.get("product_family_code"), 50)
+    scopes = _find(config, "scopes_supported")
+    return PlatformConfiguration(
+        url=url, issuer=issuer, **endpoints, product=product.lower() if product else None,
+        version=_text(platform.get("version"), 50), account_name=_text(platform.get(canvas.ACCOUNT_NAME)),
+        scopes_supported=tuple(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else None)
+
+
+def updates_existing(registration_token: str | None) -> bool:
+    """Whether the platform's registration token asks to update an existing registration.
+
+    Moodle's Update signs {"scope": "reg-update", "sub": <tool type id>}; Canvas names `existing_registration`.
+    Only what the page says depends on it: what is stored depends on the platform's answer.
+    """
+    if not registration_token:
+        return False
+    try:
+        claims = jwt.decode(registration_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return isinstance(claims, dict) and (claims.get("scope") == MOODLE_UPDATE_SCOPE
+                                         or bool(claims.get("existing_registration")))
+
+
+# -- the tool's registration -----------------------------------------------------------------------------------
+
+def tool_registration_request(base_url: str, platform: PlatformConfiguration) -> dict:
     """Return the body the tool POSTs to the platform's registration endpoint."""
     urls = tool_urls(base_url)
-    offered = set(platform_config.get("scopes_supported") or TOOL_SCOPES)
-    scopes = [s for s in TOOL_SCOPES if s in offered]
+    offered = set(platform.scopes_supported or TOOL_SCOPES)
+    resource_link = {"type": MessageType.RESOURCE_LINK.value, "target_link_uri": urls["launch"], "label": TOOL_TITLE,
+                     "placements": ["course_navigation"]}
+    deep_link = {"type": MessageType.DEEP_LINKING.value, "target_link_uri": urls["launch"],
+                 "label": f"{TOOL_TITLE} module or workshop",
+                 "placements": ["link_selection", "assignment_selection", CONTENT_AREA]}
+    tool_configuration = {
+        "domain": urlsplit(base_url).netloc,
+        "description": TOOL_DESCRIPTION,
+        "target_link_uri": urls["launch"],
+        "claims": ["iss", "sub", "name", "given_name", "family_name", "email"],
+        "messages": [resource_link, deep_link],
+    }
+    if platform.is_canvas:
+        # As canvas.json: members see the course navigation link, the same tool id and custom fields, names and
+        # emails. No ContentArea: older Canvas schemas refuse the whole registration (422) for it, and current
+        # Canvas maps it to link_selection, which is listed already.
+        deep_link["placements"] = ["link_selection", "assignment_selection"]
+        resource_link[canvas.VISIBILITY] = "members"
+        resource_link[canvas.COURSE_NAV_DEFAULT_ENABLED] = True
+        tool_configuration[canvas.TOOL_ID] = canvas.TOOL_ID_VALUE
+        tool_configuration[canvas.PRIVACY_LEVEL] = "public"
+        tool_configuration["custom_parameters"] = dict(canvas.CUSTOM_FIELDS)
     return {
         "application_type": "web",
         "response_types": ["id_token"],
@@ -79,127 +284,74 @@ def tool_registration_request(base_url: str, platform_config: dict) -> dict:
         "client_name": TOOL_TITLE,
         "jwks_uri": urls["jwks"],
         "token_endpoint_auth_method": "private_key_jwt",
-        "scope": " ".join(scopes),
-        LTI_TOOL_CONFIGURATION: {
-            "domain": urlparse(base_url).netloc,
-            "description": TOOL_DESCRIPTION,
-            "target_link_uri": urls["launch"],
-            "claims": ["iss", "sub", "name", "given_name", "family_name", "email"],
-            "messages": [
-                {"type": MessageType.RESOURCE_LINK.value, "target_link_uri": urls["launch"], "label": TOOL_TITLE,
-                 "placements": ["course_navigation"]},
-                {"type": MessageType.DEEP_LINKING.value, "target_link_uri": urls["launch"],
-                 "label": f"{TOOL_TITLE} module or workshop",
-                 "placements": ["link_selection", "assignment_selection", "ContentArea"]},
-            ],
-            CANVAS_PRIVACY_LEVEL: "public",
-        },
+        "scope": " ".join(s for s in TOOL_SCOPES if s in offered),
+        LTI_TOOL_CONFIGURATION: tool_configuration,
     }
 
 
 @dataclass(frozen=True)
-class RegistrationResult:
-    platform: Platform
+class PlatformAnswer:
+    """What the platform said when it took the registration."""
+
+    client_id: str
     deployment_id: str | None
-    product: str | None
-    #: Moodle keeps a dynamically registered tool pending until an admin activates it.
-    needs_activation: bool
 
 
-def _get_json(url: str, token: str | None, what: str) -> dict:
+def _identifier(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    value = str(value).strip()
+    return value if value and len(value) <= 255 and value.isprintable() else None
+
+
+def send_registration(base_url: str, platform: PlatformConfiguration,
+                      registration_token: str | None) -> PlatformAnswer:
+    """POST the tool's registration to the platform; return its client id and deployment id."""
     headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        response = requests.get(url, headers=headers, timeout=current_app.config["HTTP_TIMEOUT"])
-    except requests.RequestException as exc:
-        raise LaunchError("registration_failed", f"The tool could not reach the platform's {what} at {url} "
-                          f"({exc.__class__.__name__}).") from exc
-    if response.status_code != 200:
-        raise LaunchError("registration_failed", f"The platform's {what} at {url} answered HTTP "
-                          f"{response.status_code}: {response.text[:300]}")
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise LaunchError("registration_failed", f"The platform's {what} at {url} is not JSON.") from exc
-    if not isinstance(data, dict):
-        raise LaunchError("registration_failed", f"The platform's {what} at {url} is not a JSON object.")
-    return data
-
-
-def _required_url(config: dict, name: str) -> str:
-    value = config.get(name)
-    # Older Moodles advertised keys with stray spaces; read tolerantly.
-    if value is None:
-        for key, val in config.items():
-            if isinstance(key, str) and key.strip() == name:
-                value = val
-    if not isinstance(value, str) or not value.strip().startswith(("https://", "http://")):
-        raise LaunchError("registration_failed", f"The platform's configuration has no valid '{name}'.")
-    return value.strip()
-
-
-def register_dynamically(openid_configuration: str, registration_token: str | None) -> RegistrationResult:
-    """Read the platform's configuration, register the tool there, and store the new platform."""
-    if not openid_configuration or not openid_configuration.startswith(("https://", "http://")):
-        raise LaunchError("registration_failed", "Dynamic Registration needs the openid_configuration URL the "
-                          "platform passes when it opens /lti/register.")
-    config = _get_json(openid_configuration, registration_token, "OpenID configuration")
-    issuer = _required_url(config, "issuer")
-    auth_login_url = _required_url(config, "authorization_endpoint")
-    token_url = _required_url(config, "token_endpoint")
-    jwks_uri = _required_url(config, "jwks_uri")
-    registration_endpoint = _required_url(config, "registration_endpoint")
-    platform_config = config.get(LTI_PLATFORM_CONFIGURATION) or {}
-    product = platform_config.get("product_family_code") if isinstance(platform_config, dict) else None
-
-    base_url = current_app.config["PUBLIC_BASE_URL"]
-    body = tool_registration_request(base_url, config)
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if registration_token:
         headers["Authorization"] = f"Bearer {registration_token}"
     try:
-        response = requests.post(registration_endpoint, json=body, headers=headers,
-                                 timeout=current_app.config["HTTP_TIMEOUT"])
-    except requests.RequestException as exc:
-        raise LaunchError("registration_failed", f"The tool could not reach the platform's registration "
-                          f"endpoint {registration_endpoint} ({exc.__class__.__name__}).") from exc
-    if response.status_code not in (200, 201):
-        raise LaunchError("registration_failed", f"The platform refused the registration (HTTP "
-                          f"{response.status_code}): {response.text[:300]}. If the registration link was "
-                          "already used, start the registration again from the platform.")
+        response = http.request("POST", platform.registration_endpoint, headers=headers,
+                                json_body=tool_registration_request(base_url, platform),
+                                max_bytes=MAX_CONFIGURATION_BYTES)
+    except http.OutboundError as exc:
+        log.warning("registration: POST %s: %s", platform.registration_endpoint, exc.detail)
+        raise LaunchError("registration_unreachable", f"The tool could not send its registration to the platform: "
+                          f"{exc.message}", status=502, platform=platform.issuer) from exc
+    if response.status not in (200, 201):
+        log.warning("registration: %s refused the registration, HTTP %s: %s", platform.registration_endpoint,
+                    response.status, response.excerpt())
+        raise LaunchError("registration_refused", f"{platform.product_label} refused the registration (HTTP "
+                          f"{response.status}). Registration links from the LMS work once and expire: start the "
+                          "registration again from the LMS. If it keeps failing, the tool's log has the platform's "
+                          "answer.", status=502, platform=platform.issuer)
     try:
         answer = response.json()
     except ValueError as exc:
-        raise LaunchError("registration_failed", "The platform's answer to the registration is not JSON.") from exc
-    client_id = answer.get("client_id") if isinstance(answer, dict) else None
-    if not isinstance(client_id, str) or not client_id:
-        raise LaunchError("registration_failed", "The platform's answer to the registration has no client_id.")
-    tool_config = answer.get(LTI_TOOL_CONFIGURATION) or {}
-    deployment_id = tool_config.get("deployment_id") if isinstance(tool_config, dict) else None
-    deployment_id = str(deployment_id) if deployment_id not in (None, "") else None
+        raise LaunchError("registration_invalid", "The platform's answer to the registration is not JSON.",
+                          status=502, platform=platform.issuer) from exc
+    answer = answer if isinstance(answer, dict) else {}
+    client_id = _identifier(answer.get("client_id"))
+    if client_id is None:
+        raise LaunchError("registration_invalid", "The platform's answer to the registration has no client_id.",
+                          status=502, platform=platform.issuer)
+    tool_configuration = answer.get(LTI_TOOL_CONFIGURATION)
+    # Canvas (with its registrations feature) answers with deployment_id at the top level; Moodle inside the tool
+    # configuration.
+    deployment_id = _identifier(answer.get("deployment_id")) or (
+        _identifier(tool_configuration.get("deployment_id")) if isinstance(tool_configuration, dict) else None)
+    return PlatformAnswer(client_id=client_id, deployment_id=deployment_id)
 
-    platform = db.session.scalars(sa.select(Platform).where(Platform.issuer == issuer,
-                                                            Platform.client_id == client_id)).first()
-    if platform is None:
-        platform = Platform(issuer=issuer, client_id=client_id)
-        db.session.add(platform)
-    name = (platform_config.get("product_family_code") or urlparse(issuer).netloc) if isinstance(
-        platform_config, dict) else urlparse(issuer).netloc
-    platform.name = f"{name} ({urlparse(issuer).netloc})" if name != urlparse(issuer).netloc else name
-    platform.auth_login_url = auth_login_url
-    platform.auth_token_url = token_url
-    platform.key_set_url = jwks_uri
-    platform.registered_by = "dynamic"
-    platform.product = product
-    # Without a deployment id in the answer (Canvas makes deployments when admins install the key), trust new
-    # deployment ids in launches this platform signs.
-    platform.accept_new_deployments = deployment_id is None
-    db.session.flush()
-    if deployment_id and not any(d.deployment_id == deployment_id for d in platform.deployments):
-        db.session.add(Deployment(platform_id=platform.id, deployment_id=deployment_id))
-    db.session.flush()
-    log.info("dynamic registration: platform %s issuer=%s client_id=%s deployment=%s", platform.id, issuer,
-             client_id, deployment_id)
-    return RegistrationResult(platform=platform, deployment_id=deployment_id, product=product,
-                              needs_activation=(product or "").lower() == "moodle")
+
+_SCOPE_WORDS = {
+    Scope.AGS_LINEITEM: "create and update its gradebook columns",
+    Scope.AGS_LINEITEM_READONLY: "read its gradebook columns",
+    Scope.AGS_RESULT_READONLY: "read the results in its columns",
+    Scope.AGS_SCORE: "send scores to its columns",
+    Scope.NRPS_MEMBERSHIP: "read course rosters (names and roles)",
+}
+
+
+def describe_scopes(scope: str) -> list[str]:
+    """Say in words what a registration's scopes let the tool do."""
+    return [_SCOPE_WORDS.get(s, s) for s in scope.split()]

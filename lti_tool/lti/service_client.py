@@ -2,8 +2,10 @@
 
 pylti1p3's ServiceConnector keeps tokens per object and ignores `expires_in`, sets no timeouts, and lower-cases
 the Link header before reading the next-page URL; this client keeps tokens in the database (shared by every
-worker) until shortly before they expire, always times out, and reads Link headers as sent.
+worker) until shortly before they expire, goes through lti/http.py (a total deadline, a byte cap, public
+addresses only in production), and reads Link headers as sent.
 """
+import logging
 import re
 import time
 import uuid
@@ -11,12 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
-import requests
 import sqlalchemy as sa
-from flask import current_app
 
 from lti_tool.extensions import db
-from lti_tool.lti import keys
+from lti_tool.lti import http, keys
 from lti_tool.models import AccessToken, Platform
 from lti_tool.models.base import utcnow
 
@@ -25,20 +25,45 @@ TOKEN_MARGIN = timedelta(seconds=60)
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
 
+log = logging.getLogger(__name__)
+
+
 class ServiceError(Exception):
-    """A service call that failed: `status` is the HTTP status (None for a network error or timeout)."""
+    """A service call that failed: `status` is the HTTP status (None for a network error or timeout).
+
+    The message never quotes the platform; `body` is a short, printable excerpt of its answer, for logs.
+    """
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 body: str = ""):
+                 body: str = "", refused: bool = False):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
         self.body = body
+        #: The tool's outbound rules forbid the address: trying again cannot help.
+        self.refused = refused
 
     @property
     def transient(self) -> bool:
         """Whether trying again later may work (network, timeout, 5xx, 429, an expired token)."""
+        if self.refused:
+            return False
         return self.status is None or self.status >= 500 or self.status in (401, 408, 429)
+
+
+def _send(method: str, url: str, what: str, **kwargs) -> http.Response:
+    try:
+        return http.request(method, url, **kwargs)
+    except http.OutboundError as exc:
+        log.warning("%s %s failed: %s", method, url, exc.detail)
+        raise ServiceError(f"{what}: {exc.message}", refused=exc.kind == "refused") from exc
+
+
+def _refusal(what: str, response: http.Response) -> ServiceError:
+    body = response.excerpt(300)
+    log.warning("%s answered HTTP %s: %s", response.url, response.status, body)
+    return ServiceError(f"{what} answered HTTP {response.status}.", status=response.status, body=body,
+                        retry_after=_retry_after(response.headers.get("Retry-After")))
 
 
 @dataclass(frozen=True)
@@ -59,21 +84,21 @@ def _request_token(platform: Platform, scopes: str) -> tuple[str, int]:
         {"iss": platform.client_id, "sub": platform.client_id, "aud": platform.auth_audience or platform.auth_token_url,
          "iat": now - 5, "exp": now + 60, "jti": f"lti-service-token-{uuid.uuid4()}"},
         signing.private_key_pem, algorithm="RS256", headers={"kid": signing.kid})
-    try:
-        response = requests.post(platform.auth_token_url, timeout=current_app.config["HTTP_TIMEOUT"], data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion, "scope": scopes})
-    except requests.RequestException as exc:
-        raise ServiceError(f"The platform's token endpoint could not be reached ({exc.__class__.__name__}).") from exc
-    if response.status_code != 200:
-        raise ServiceError(f"The platform refused an access token (HTTP {response.status_code}): "
-                           f"{response.text[:300]}", status=response.status_code, body=response.text[:2000])
+    what = "The platform's token endpoint"
+    response = _send("POST", platform.auth_token_url, what, headers={"Accept": "application/json"}, form={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion, "scope": scopes})
+    if response.status != 200:
+        raise _refusal(what, response)
     try:
         answer = response.json()
-        return answer["access_token"], int(answer.get("expires_in") or 3600)
+        token = answer["access_token"]
+        if not isinstance(token, str) or not token:
+            raise TypeError("access_token is not a string")
+        return token, int(answer.get("expires_in") or 3600)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ServiceError("The platform's token answer has no access_token.", status=response.status_code) from exc
+        raise ServiceError("The platform's token answer has no access_token.", status=response.status) from exc
 
 
 def access_token(platform: Platform, scopes, *, fresh: bool = False) -> str:
@@ -117,31 +142,25 @@ def _retry_after(value: str | None) -> float | None:
 
 def call(platform: Platform, scopes, method: str, url: str, *, json_body=None, content_type: str | None = None,
          accept: str = "application/json", timeout: float | None = None) -> ServiceResponse:
-    """Make an authorized service call; on a 401 get a fresh token and try once more."""
+    """Make an authorized service call; on a 401 get a fresh token and try once more.
+
+    `timeout` is the total seconds the call may take (default HTTP_TIMEOUT), token request not included.
+    """
     for attempt in (1, 2):
         token = access_token(platform, scopes, fresh=attempt == 2)
         headers = {"Authorization": f"Bearer {token}", "Accept": accept}
-        if json_body is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        try:
-            response = requests.request(method, url, json=json_body, headers=headers,
-                                        timeout=timeout or current_app.config["HTTP_TIMEOUT"])
-        except requests.Timeout as exc:
-            raise ServiceError(f"{method} {url} timed out.") from exc
-        except requests.RequestException as exc:
-            raise ServiceError(f"{method} {url} failed ({exc.__class__.__name__}).") from exc
-        if response.status_code == 401 and attempt == 1:
+        response = _send(method, url, f"{method} {url}", headers=headers, json_body=json_body,
+                         content_type=content_type, timeout=timeout)
+        if response.status == 401 and attempt == 1:
             continue  # the token expired or was revoked early: one fresh token, one more try
-        if response.status_code >= 400:
-            raise ServiceError(f"{method} {url} answered HTTP {response.status_code}: {response.text[:300]}",
-                               status=response.status_code, body=response.text[:2000],
-                               retry_after=_retry_after(response.headers.get("Retry-After")))
+        if response.status >= 400:
+            raise _refusal(f"{method} {url}", response)
         body = None
-        if response.content:
+        if response.body:
             try:
                 body = response.json()
             except ValueError:
-                body = response.text
-        match = _LINK_NEXT.search(response.headers.get("Link", ""))
-        return ServiceResponse(status=response.status_code, body=body, next_url=match.group(1) if match else None)
+                body = response.body.decode("utf-8", "replace")
+        match = _LINK_NEXT.search(response.headers.get("Link") or "")
+        return ServiceResponse(status=response.status, body=body, next_url=match.group(1) if match else None)
     raise AssertionError("unreachable")

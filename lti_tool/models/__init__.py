@@ -6,6 +6,7 @@ from lti_tool.models.lti import (
     Launch,
     LoginState,
     Platform,
+    RegistrationInvitation,
     ResourceLink,
     ToolKey,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Launch",
     "LoginState",
     "Platform",
+    "RegistrationInvitation",
     "ResourceLink",
     "ToolKey",
 ]

@@ -57,6 +57,29 @@ class Deployment(Base):
     platform: Mapped[Platform] = relationship(back_populates="deployments")
 
 
+class RegistrationInvitation(Base):
+    """A one-time Dynamic Registration link for one institution; only a hash of its secret is kept."""
+
+    __tablename__ = "registration_invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The institution it was made for ("Springfield University").
+    name: Mapped[str] = mapped_column(sa.String(200))
+    #: SHA-256 of the secret in the link (the secret is random, 192 bits: a plain hash is enough).
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set, atomically, when a registration starts with it; cleared again if that registration fails.
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    #: The registration it made (or, for an LMS's update of an existing one, the registration it concerned).
+    platform_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("platforms.id", ondelete="SET NULL"))
+    #: "registered" (a new registration) or "unchanged" (an LMS's update that changed nothing here).
+    outcome: Mapped[Optional[str]] = mapped_column(sa.String(20))
+
+    platform: Mapped[Optional[Platform]] = relationship()
+
+
 class ToolKey(Base):
     """An RSA key pair the tool signs with; the JWKS publishes the active key and the one before it."""
 

@@ -1,9 +1,22 @@
-"""Registering platforms and deployments, as admins do from the CLI."""
-from marshmallow import Schema, ValidationError, fields, validate
+"""Registering platforms and deployments: by the operator (CLI) and by LTI Dynamic Registration."""
+import logging
+from dataclasses import dataclass
+
 import sqlalchemy as sa
+from marshmallow import Schema, ValidationError, fields, validate
 
 from lti_tool.extensions import db
+from lti_tool.lti.errors import LaunchError
+from lti_tool.lti.registration import (
+    PlatformConfiguration,
+    read_configuration,
+    send_registration,
+    updates_existing,
+)
 from lti_tool.models import Deployment, Platform
+from lti_tool.services import invitations
+
+log = logging.getLogger(__name__)
 
 _url = fields.Url(require_tld=False, schemes={"http", "https"})
 
@@ -96,3 +109,133 @@ def remove_platform(issuer: str, client_id: str) -> Platform:
 def all_platforms() -> list[Platform]:
     """Return every registration, oldest first."""
     return list(db.session.scalars(sa.select(Platform).order_by(Platform.id)))
+
+
+# -- LTI Dynamic Registration: what the tool stores, and what it never changes ---------------------------------
+
+@dataclass(frozen=True)
+class DynamicPlan:
+    """What a Dynamic Registration would do, shown to the LMS admin before anything is sent."""
+
+    configuration: PlatformConfiguration
+    #: The LMS says it updates a registration it made before (Moodle's Update), not a new one.
+    update: bool
+    #: Registrations the tool already has for this issuer, when the issuer names one LMS (not Canvas cloud).
+    existing: list[Platform]
+
+    @property
+    def duplicate(self) -> bool:
+        """Whether this would register an LMS the tool already knows, as a second, separate tool."""
+        return bool(self.existing) and not self.update
+
+
+@dataclass(frozen=True)
+class DynamicOutcome:
+    platform: Platform
+    deployment_id: str | None
+    #: "registered" (new) or "unchanged" (the LMS updated its side of an existing registration).
+    outcome: str
+    product: str | None
+    #: Moodle keeps a newly registered tool pending until an admin activates it.
+    needs_activation: bool
+
+
+def plan_dynamic(openid_configuration: str, registration_token: str | None) -> DynamicPlan:
+    """Read and check the platform's configuration; say what registering would do."""
+    configuration = read_configuration(openid_configuration, registration_token)
+    # An issuer typed by hand may carry a trailing slash the platform's configuration does not.
+    spellings = {configuration.issuer, configuration.issuer.rstrip("/"), configuration.issuer.rstrip("/") + "/"}
+    existing = [] if configuration.shared_issuer else list(db.session.scalars(
+        sa.select(Platform).where(Platform.issuer.in_(spellings)).order_by(Platform.id)))
+    return DynamicPlan(configuration=configuration, update=updates_existing(registration_token), existing=existing)
+
+
+def _differences(platform: Platform, configuration: PlatformConfiguration, deployment_id: str | None) -> list[str]:
+    stored = {"login (authorization) endpoint": (platform.auth_login_url, configuration.authorization_endpoint),
+              "token endpoint": (platform.auth_token_url, configuration.token_endpoint),
+              "key set": (platform.key_set_url, configuration.jwks_uri)}
+    changes = [f"{name}: {old or 'none'} → {new}" for name, (old, new) in stored.items() if old != new]
+    known = {d.deployment_id for d in platform.deployments}
+    if deployment_id and deployment_id not in known and not platform.accept_new_deployments:
+        changes.append(f"deployment: {', '.join(sorted(known)) or 'none'} → {deployment_id}")
+    return changes
+
+
+def register_dynamic(openid_configuration: str, registration_token: str | None, *, base_url: str,
+                     invitation: str | None, invitation_required: bool,
+                     confirm_duplicate: bool = False) -> DynamicOutcome:
+    """Register the tool with the platform and store the new registration; never change an existing one.
+
+    An invitation (when required) is claimed before the platform is contacted and given back if nothing is
+    registered. A registration the tool already has (same issuer and client id) is left exactly as it is: the
+    LMS's update of it succeeds when it names the same endpoints, and is refused (409) when it names others.
+    """
+    claim = invitations.claim(invitation) if invitation_required or invitation else None
+    try:
+        plan = plan_dynamic(openid_configuration, registration_token)
+        configuration = plan.configuration
+        if plan.duplicate and not confirm_duplicate:
+            raise LaunchError("registration_duplicate", _duplicate_message(plan), status=409,
+                              platform=configuration.issuer)
+        answer = send_registration(base_url, configuration, registration_token)
+        platform = find(configuration.issuer, answer.client_id)
+        if platform is not None:
+            outcome = _keep_existing(platform, configuration, answer)
+        else:
+            platform = _store_new(configuration, answer)
+            outcome = "registered"
+        if claim is not None:
+            invitations.spend(claim, platform.id, outcome)
+    except BaseException:
+        if claim is not None:
+            invitations.release(claim)
+        raise
+    log.info("dynamic registration (%s): platform %s issuer=%s client_id=%s deployment=%s invitation=%s", outcome,
+             platform.id, platform.issuer, platform.client_id, answer.deployment_id,
+             claim.invitation_id if claim else "none (development)")
+    return DynamicOutcome(platform=platform, deployment_id=answer.deployment_id, outcome=outcome,
+                          product=configuration.product,
+                          needs_activation=configuration.is_moodle and outcome == "registered")
+
+
+def _duplicate_message(plan: DynamicPlan) -> str:
+    configuration = plan.configuration
+    known = ", ".join(f"client id {p.client_id} (registered {p.created_at:%Y-%m-%d})" for p in plan.existing)
+    if configuration.is_moodle:
+        how = ("To change it, close this window and start again from Moodle's Manage tools (Site administration › "
+               "Plugins › Activity modules › External tool): paste the registration link in Tool URL, click Add LTI "
+               "Advantage, and choose Update next to the existing tool, not \"Register as a new external tool\".")
+    else:
+        how = f"To change it, update the existing tool in {configuration.product_label} instead of adding a new one."
+    return (f"{configuration.display_name} (issuer {configuration.issuer}) is already registered with this tool: "
+            f"{known}. {how} Registering it again makes a second, separate tool in the LMS.")
+
+
+def _keep_existing(platform: Platform, configuration: PlatformConfiguration, answer) -> str:
+    changes = _differences(platform, configuration, answer.deployment_id)
+    if changes:
+        raise LaunchError(
+            "registration_conflict",
+            f"{configuration.product_label} answered with client id {answer.client_id}, which the tool already has "
+            f"registered for {platform.issuer} ({platform.name}), but it now names different addresses: "
+            f"{'; '.join(changes)}. The tool never changes an existing registration from a registration request, so "
+            "it kept the one it has. If the platform really moved, ask the tool's operator to check and change the "
+            "stored registration.", status=409, platform=platform.issuer)
+    return "unchanged"
+
+
+def _store_new(configuration: PlatformConfiguration, answer) -> Platform:
+    platform = Platform(issuer=configuration.issuer, client_id=answer.client_id, name=configuration.display_name,
+                        auth_login_url=configuration.authorization_endpoint,
+                        auth_token_url=configuration.token_endpoint, key_set_url=configuration.jwks_uri,
+                        registered_by="dynamic", product=configuration.product,
+                        # Canvas makes a deployment for each account or course that installs the key, after this
+                        # registration: accept new deployment ids in launches signed by this registration. So does a
+                        # platform that did not say its deployment id.
+                        accept_new_deployments=configuration.is_canvas or answer.deployment_id is None)
+    db.session.add(platform)
+    db.session.flush()
+    if answer.deployment_id:
+        db.session.add(Deployment(platform_id=platform.id, deployment_id=answer.deployment_id))
+        db.session.flush()
+    return platform
