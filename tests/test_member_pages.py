@@ -24,13 +24,17 @@ def member_home(platform, member_launch):
     return member_launch(platform)
 
 
-def test_catalog_lists_modules_by_requirement_group_with_hours(client, member_home):
+def test_catalog_lists_modules_by_requirement_group_with_hours(app, client, member_home):
+    from lti_tool.catalog import current_catalog
+
+    with app.app_context():
+        module_count = len(current_catalog().modules)
     html = text(client.get(member_home))
     for heading in ("Bargaining Foundations", "Democratized Bargaining", "Specialized Topics"):
         assert f">{heading}</h2>" in html
     assert "at least 4 different modules" in html
     assert "Education Support Professionals" in html and "3 hours" in html and "6 hours" in html
-    assert html.count("Not started") == 12
+    assert html.count("Not started") == module_count
 
 
 def test_module_page_shows_objectives_hours_sections_and_progress(client, member_home):
