@@ -116,7 +116,9 @@ def test_a_200_mb_answer_is_cut_at_the_cap_and_memory_stays_flat(server, declare
         tracemalloc.stop()
     assert refused.value.kind == "too_large"
     assert "4096 KiB" in refused.value.message
-    assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while refusing a 200 MB answer"
+    # tracemalloc also counts the emulator's thread writing the flood, whose buffers vary with scheduling: the
+    # bound is a few times the 4 MiB cap, far below the 200 MB a reader that buffers the whole answer would hold.
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while refusing a 200 MB answer"
 
 
 def test_an_answer_under_the_cap_is_read_whole(server):
