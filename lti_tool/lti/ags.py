@@ -205,7 +205,7 @@ def _upsert_line_item(dialect: str, values: dict):
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API, other dialect
     statement = insert(LineItem).values(values)
     return statement.on_conflict_do_update(
         index_elements=["platform_id", "url"],
