@@ -166,7 +166,8 @@ def parse_grade_rows(form, account_ids, module: Module, graded: set[int]) -> tup
         try:
             loaded = schema.load(raw)
         except ValidationError as exc:
-            errors[account_id] = {k: " ".join(v) if isinstance(v, list) else str(v) for k, v in exc.messages.items()}
+            errors[account_id] = {k: " ".join(v) if isinstance(v, list) else str(v)
+                                  for k, v in exc.messages_dict.items()}
             values[account_id] = GradeInput()
             continue
         row = GradeInput(**loaded)
@@ -572,7 +573,7 @@ def read_sign_in_sheet(data: bytes, roster: list[Account], module: Module) -> Sh
         try:
             loaded = schema.load({"name": row.name, "email": row.email, "hours": row.hours_text})
         except ValidationError as exc:
-            detail = "; ".join(" ".join(v) if isinstance(v, list) else str(v) for v in exc.messages.values())
+            detail = "; ".join(" ".join(v) if isinstance(v, list) else str(v) for v in exc.messages_dict.values())
             result.problems.append(SheetProblem(row, f"Line {number}: {detail}."))
             continue
         row.hours = loaded.get("hours")
@@ -721,7 +722,7 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
     try:
         code = CheckInSchema().load({"code": raw_code})["code"]
     except ValidationError as exc:
-        raise CheckInError(" ".join(exc.messages.get("code", ["Enter the code shown in the room."]))) from exc
+        raise CheckInError(" ".join(exc.messages_dict.get("code", ["Enter the code shown in the room."]))) from exc
     now = utcnow()
     own = db.session.scalars(sa.select(CheckInCode).where(CheckInCode.workshop_id == workshop.id,
                                                           CheckInCode.code == code)
