@@ -460,7 +460,7 @@ def send_due(limit: int = 200, *, concurrency: int = 8, lease_seconds: float = 6
     report = SendReport()
     concurrency = max(1, concurrency)
     work: queue.Queue[_Job | None] = queue.Queue()
-    app, lock = current_app._get_current_object(), threading.Lock()  # type: ignore[attr-defined]  # a proxy
+    app, lock = current_app._get_current_object(), threading.Lock()  # type: ignore[attr-defined]  # typed as Flask
     threads: list[threading.Thread] = []
     warmed: set[int] = set()
     try:
