@@ -16,7 +16,8 @@ import yaml
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
-SLUG = validate.Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="must be lowercase letters, digits and hyphens")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG = validate.Regexp(SLUG_PATTERN, error="must be lowercase letters, digits and hyphens")
 FIELD_NAME = validate.Regexp(r"^[a-z][a-z0-9_]*$", error="must be lowercase_with_underscores")
 DELIVERY_MODES = ("self_paced", "workshop")
 #: The kinds of credit the ledger records (its entry sources, less reversals, which count as what they reverse).
@@ -484,7 +485,7 @@ def load_cards(content_dir: Path, register: LegalRegister) -> dict[str, str]:
     cards = {}
     for path in sorted((content_dir / "cards").glob("*.md")):
         text = path.read_text(encoding="utf-8").strip()
-        if SLUG.regex.match(path.stem) is None:
+        if SLUG_PATTERN.match(path.stem) is None:
             raise ContentError(f"{path}: a card's file name must be lowercase letters, digits and hyphens")
         if CARD_REF.search(text):
             raise ContentError(f"{path}: a card cannot include another card")

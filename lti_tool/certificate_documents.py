@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from reportlab.lib import colors
 
@@ -165,7 +166,7 @@ def render_pdf(data: CertificateData) -> bytes:
     canvas.setAuthor(data.issuer_name)
     canvas.setSubject(f"Certificate of completion, {data.program_name}")
     canvas.setCreator(data.issuer_name)
-    canvas.setKeywords(["certificate", data.number])
+    canvas.setKeywords(f"certificate, {data.number}")  # what reportlab makes of the list it also takes
 
     # Border: a heavy outer frame and a fine inner one.
     canvas.setStrokeColor(INK)
@@ -361,6 +362,8 @@ def verify_credential(token: str, jwks: dict) -> dict:
         public_key = RSAAlgorithm.from_jwk(json.dumps(jwk))
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise ValueError(f"The JWKS key {kid!r} is unusable: {exc}") from exc
+    if not isinstance(public_key, RSAPublicKey):  # a JWK with private parameters loads as a private key
+        raise ValueError(f"The JWKS key {kid!r} is not a public key")
     try:
         claims = jwt.decode(
             token,

@@ -126,7 +126,7 @@ def content_check(content_dir, strict_reading):
     from lti_tool.content_check import check_content
 
     report = check_content(content_dir or load_settings("instance")["CONTENT_DIR"])
-    if not report.ok:
+    if not report.ok or report.catalog is None:  # no catalog only when it could not be loaded (a problem)
         for problem in report.problems:
             click.echo(str(problem), err=True)
         raise click.ClickException(f"{len(report.problems)} problem(s) in the content; each is named above with "

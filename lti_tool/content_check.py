@@ -7,8 +7,8 @@ from pathlib import Path
 
 import textstat
 
-from lti_tool.catalog import (CARD_REF, LAW_REF, SLUG, Catalog, ContentError, LegalRegister, line_of, load_catalog,
-                              load_register)
+from lti_tool.catalog import (CARD_REF, LAW_REF, SLUG_PATTERN, Catalog, ContentError, LegalRegister, line_of,
+                              load_catalog, load_register)
 
 #: A citation of a statute section, a regulation, a session law or a case, as module text writes them.
 CITATION = re.compile(r"""
@@ -96,7 +96,7 @@ def _text_files(content_dir: Path) -> list[Path]:
 
 def plain_text(markdown: str) -> str:
     """Return a section's prose as sentences for a readability formula: no markup, one sentence per item."""
-    lines = []
+    lines: list[str] = []
     for line in markdown.splitlines():
         line = LAW_REF.sub("", line).strip()
         if not line or re.fullmatch(r"\|?[\s:|-]+\|?", line):
@@ -141,7 +141,7 @@ def check_content(content_dir: Path | str) -> Report:
                 report.problems.append(Problem(name, line_of(text, match.start()),
                                                f"{match.group(0)} names no entry of the legal register"))
         for match in CARD_REF.finditer(text):
-            if match.group(1) not in cards or SLUG.regex.match(match.group(1)) is None:
+            if match.group(1) not in cards or SLUG_PATTERN.match(match.group(1)) is None:
                 report.problems.append(Problem(name, line_of(text, match.start()),
                                                f"{match.group(0)} names no card in content/cards/"))
         if path.suffix == ".md":

@@ -294,6 +294,15 @@ def test_vc_jwt_signed_by_another_key_fails(key, other_key):
         verify_credential(token, {"keys": [jwk]})
 
 
+def test_vc_jwt_refuses_a_jwks_entry_that_is_a_private_key(key):
+    pem, jwk = key
+    token = sign_credential(make_credential(), kid=jwk["kid"], private_key_pem=pem)
+    private = json.loads(RSAAlgorithm.to_jwk(serialization.load_pem_private_key(pem.encode(), password=None)))
+    private.update(kid=jwk["kid"], alg="RS256", use="sig")
+    with pytest.raises(ValueError, match="not a public key"):
+        verify_credential(token, {"keys": [private]})
+
+
 def test_vc_jwt_with_unknown_kid_fails(key, other_key):
     pem, jwk = key
     token = sign_credential(make_credential(), kid=jwk["kid"], private_key_pem=pem)

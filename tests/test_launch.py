@@ -116,6 +116,7 @@ CLAIM_FAILURES = [
     ("aud list without the client id", {"aud": ["a", "b"], "azp": "a"}, 400, "No platform is registered"),
     ("azp", {"aud": ["tool-client-1", "other"], "azp": "other"}, 400, "No platform is registered"),
     ("azp missing with several audiences", {"aud": ["tool-client-1", "other"]}, 401, "azp"),
+    ("azp without aud", {"aud": None, "azp": "tool-client-1"}, 401, "does not contain the client id"),
     ("expired", {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 4000}, 401, "The launch token expired at"),
     ("issued in the future", {"iat": int(time.time()) + 3600}, 401, "the platform&#39;s clock is ahead"),
     ("no exp", {"exp": None}, 401, "no &#39;exp&#39; claim"),

@@ -52,9 +52,12 @@ def _private_key_pem() -> str:
 
 def _public_jwk() -> dict:
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from jwt.algorithms import RSAAlgorithm
 
     private = serialization.load_pem_private_key(_private_key_pem().encode(), password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise RuntimeError("The demo platform's key must be an RSA key.")
     jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
     jwk.update({"kid": "demo-platform-key", "alg": "RS256", "use": "sig"})
     return jwk
@@ -152,9 +155,7 @@ def deep_link_return():
     jwk = {k["kid"]: k for k in keys.public_jwks()["keys"]}
     try:
         kid = jwt.get_unverified_header(token_value).get("kid")
-        from jwt.algorithms import RSAAlgorithm
-
-        message = jwt.decode(token_value, RSAAlgorithm.from_jwk(json.dumps(jwk[kid])), algorithms=["RS256"],
+        message = jwt.decode(token_value, jwt.PyJWK(jwk[kid], "RS256"), algorithms=["RS256"],
                              audience=_issuer())
     except (jwt.InvalidTokenError, KeyError) as exc:
         abort(400, description=f"The deep-linking response did not verify: {exc}")

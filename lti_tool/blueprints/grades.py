@@ -57,7 +57,7 @@ def retry(launch_id: str):
         form = RetrySchema().load({k: v for k, v in request.form.items() if k in ("score_id", "all")})
     except ValidationError as exc:
         abort(400, description="That retry request could not be read: " +
-                               "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
+                               "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages_dict.items()))
     if form["all"]:
         count = passback.retry_all_failed(course_id)
     elif form["score_id"]:

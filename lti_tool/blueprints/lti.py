@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from lti_tool.auth import remember_launch
 from lti_tool.extensions import csrf, db, limiter
@@ -43,6 +44,7 @@ def login():
     if random.random() < 0.01:  # keep the table small without a scheduler
         purge_login_states()
     db.session.commit()
+    response: Response
     if login_redirect.storage_target:
         response = current_app.make_response(render_template(
             "lti/login_storage.html", auth_url=login_redirect.url, state=login_redirect.state,
@@ -71,7 +73,8 @@ def launch():
         handoff = _handoff_serializer().dumps(record.id)
         response = current_app.make_response(render_template(
             "lti/new_window.html", handoff_url=url_for("lti.resume", token=handoff, _external=False)))
-    response.delete_cookie(STATE_COOKIE_PREFIX + result.login.state, path="/lti/", **_cookie_options())
+    # the state the launch was just validated against (its login row is keyed by it)
+    response.delete_cookie(STATE_COOKIE_PREFIX + request.form["state"], path="/lti/", **_cookie_options())
     return response
 
 
@@ -83,7 +86,7 @@ def landing_url(record: Launch) -> str:
 
 
 def _handoff_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="launch-handoff")
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="launch-handoff")
 
 
 @bp.get("/lti/resume/<token>")
@@ -98,7 +101,7 @@ def resume(token: str):
         raise LaunchError("handoff_invalid", "This link to open the tool is not valid.", status=401) from exc
     claim_handoff(launch_id)
     db.session.commit()
-    record = db.session.get(Launch, launch_id)
+    record = db.session.get_one(Launch, launch_id)
     remember_launch(record.id)
     return redirect(landing_url(record), code=303)
 
@@ -135,7 +138,7 @@ def _registration_parameters(values) -> dict:
 
 
 def _form_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="dynamic-registration-form")
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="dynamic-registration-form")
 
 
 def _parameters_digest(params: dict) -> str:

@@ -173,6 +173,7 @@ def facilitator_guide(launch_id: str, slug: str):
 def registration(launch_id: str):
     """The program's brief registration form: asked once at the first launch, editable later."""
     current = people_service.registration_for(_person_id())
+    values: dict | None  # the form as posted, or what is known already
     errors, values = {}, None
     if request.method == "POST":
         try:

@@ -53,7 +53,7 @@ def _gradable(workshop, *, lock: bool = False):
     listed = {a.id for a in accounts}
     for account_id in records:
         if account_id not in listed:
-            accounts.append(db.session.get(Account, account_id))
+            accounts.append(db.session.get_one(Account, account_id))
             listed.add(account_id)
     return roster, records, accounts, listed
 
@@ -130,7 +130,7 @@ def grade(launch_id: str, public_id: str):
         general.append("The form has rows for people who are no longer on the course roster; nothing was saved. "
                        "Reload the page and enter the grades again.")
     blocked_message, blocked = workshop_service.gradebook_notice(workshop, g.launch)
-    if blocked and any(v.result for v in values.values()):
+    if blocked and blocked_message and any(v.result for v in values.values()):
         general.append(blocked_message)
     if errors or problem_errors or general:
         db.session.rollback()

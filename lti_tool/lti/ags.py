@@ -54,7 +54,7 @@ def endpoint(claims: dict | None) -> Endpoint | None:
     value = (claims or {}).get(Claim.AGS_ENDPOINT)
     if not isinstance(value, dict):
         return None
-    scopes = value.get("scope") if isinstance(value.get("scope"), list) else []
+    scopes = value["scope"] if isinstance(value.get("scope"), list) else []
     lineitem = value.get("lineitem") if isinstance(value.get("lineitem"), str) else None
     lineitems = value.get("lineitems") if isinstance(value.get("lineitems"), str) else None
     return Endpoint(lineitem=lineitem or None, lineitems=lineitems or None,
@@ -205,7 +205,7 @@ def _upsert_line_item(dialect: str, values: dict):
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API, other dialect
     statement = insert(LineItem).values(values)
     return statement.on_conflict_do_update(
         index_elements=["platform_id", "url"],

@@ -6,6 +6,7 @@ the request had none), has no `text` on items and writes the return URL into its
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 import jwt
@@ -59,8 +60,11 @@ def deep_link_request(claims: dict) -> DeepLinkRequest | None:
         return None  # never post a signed token to a javascript: or relative address
     accept_types = settings.get("accept_types")
     accept_types = tuple(t for t in accept_types if isinstance(t, str)) if isinstance(accept_types, list) else ()
+    deployment_id = claims.get(Claim.DEPLOYMENT_ID)
+    if not isinstance(deployment_id, str):
+        return None  # the launch checks give every launch one; a response without it would be refused
     return DeepLinkRequest(
-        deployment_id=claims.get(Claim.DEPLOYMENT_ID),
+        deployment_id=deployment_id,
         return_url=return_url,
         accept_types=accept_types,
         # A platform that does not say it takes several items gets one.
@@ -93,7 +97,7 @@ class ResourceLinkItem:
 
     def to_claim(self) -> dict:
         """Return the item as the content_items claim carries it."""
-        item = {"type": RESOURCE_LINK, "url": self.url, "title": _short(self.title), "text": self.text}
+        item: dict[str, Any] = {"type": RESOURCE_LINK, "url": self.url, "title": _short(self.title), "text": self.text}
         if self.custom:
             # Custom parameter values are strings in LTI; Moodle writes them as key=value lines.
             item["custom"] = {str(k): str(v) for k, v in self.custom.items()}

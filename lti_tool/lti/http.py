@@ -202,7 +202,7 @@ def _resolve(host: str, port: int, policy: Policy, url: str) -> str:
     except (socket.gaierror, UnicodeError) as exc:
         raise OutboundError("unreachable", f"The address {host} could not be found (DNS).",
                             detail=f"{url}: name resolution failed: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos
                  if info[0] in (socket.AF_INET, socket.AF_INET6)]
     if not addresses:
         raise OutboundError("unreachable", f"The address {host} could not be found (DNS).", detail=url)
@@ -284,6 +284,7 @@ def _one(method: str, url: str, headers: dict, body: bytes | None, deadline: _De
     send_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers, "Host": host_header}
     pool_timeout = urllib3.Timeout(connect=min(CONNECT_SECONDS, deadline.remaining()) or 0.001,
                                    read=deadline.remaining() or 0.001)
+    pool: urllib3.HTTPConnectionPool
     if scheme == "https":
         try:
             is_ip = bool(ipaddress.ip_address(host))

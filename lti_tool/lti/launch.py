@@ -9,13 +9,14 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NoReturn, cast
 
 import jwt
 import sqlalchemy as sa
 from flask import current_app, url_for
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskRequest
 from pylti1p3.exception import LtiException
-from pylti1p3.message_launch import MessageLaunch
+from pylti1p3.message_launch import MessageLaunch, TJwtData
 from pylti1p3.session import SessionService
 
 from lti_tool.extensions import db
@@ -24,8 +25,8 @@ from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, unknown_deployment_message
 from lti_tool.lti.platform_keys import public_key_for
 from lti_tool.lti.tool_config import DatabaseToolConf, ToolRegistration, find_deployment, find_platform
-from lti_tool.models import Launch, LoginState, Platform
-from lti_tool.models.base import utcnow
+from lti_tool.models import Deployment, Launch, LoginState, Platform
+from lti_tool.models.base import rowcount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class ToolMessageLaunch(MessageLaunch):
         self._request_cookies = cookies
         self.platform: Platform | None = None
         self.login: LoginState | None = None
-        self.deployment = None
+        self.deployment: Deployment | None = None
 
     def _get_request_param(self, key):
         return self._request.get_param(key)
@@ -93,7 +94,7 @@ class ToolMessageLaunch(MessageLaunch):
         body = self._jwt.get("body") or {}
         return body.get("iss") if isinstance(body.get("iss"), str) else None
 
-    def _fail(self, reason: str, message: str, status: int = 400):
+    def _fail(self, reason: str, message: str, status: int = 400) -> NoReturn:
         raise LaunchError(reason, message, status=status, platform=self._issuer_for_logs())
 
     def validate_jwt_format(self):
@@ -114,7 +115,7 @@ class ToolMessageLaunch(MessageLaunch):
             self._fail("bad_token", "The id_token is not a valid JWT (it must be three base64url parts of JSON).")
         if not isinstance(body, dict) or not isinstance(header, dict):
             self._fail("bad_token", "The id_token is not a valid JWT.")
-        self._jwt = {"header": header, "body": body}
+        self._jwt = cast(TJwtData, {"header": header, "body": body})  # checked claim by claim below
         alg = header.get("alg")
         if alg != "RS256":
             self._fail("bad_alg", f"The id_token is signed with '{alg}'; LTI 1.3 accepts only RS256.", 401)
@@ -150,7 +151,7 @@ class ToolMessageLaunch(MessageLaunch):
                        "add it with `flask --app lti_tool platform add` or LTI Dynamic Registration.")
         self._registration = ToolRegistration(self.platform)
         aud = body.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []  # `azp` with no `aud`
         azp = body.get("azp")
         if self.platform.client_id not in auds:
             self._fail("bad_aud", f"The id_token's audience ({aud}) does not contain the client id "
@@ -161,6 +162,8 @@ class ToolMessageLaunch(MessageLaunch):
         return self
 
     def validate_jwt_signature(self):
+        if self.platform is None:
+            raise RuntimeError("validate_registration() finds the platform before the signature is checked")
         key = public_key_for(self.platform, self._jwt["header"]["kid"])
         leeway = current_app.config["LTI_CLOCK_LEEWAY"]
         try:
@@ -188,6 +191,8 @@ class ToolMessageLaunch(MessageLaunch):
         return self
 
     def validate_deployment(self):
+        if self.platform is None:
+            raise RuntimeError("validate_registration() finds the platform before the deployment is checked")
         deployment_id = self._jwt["body"].get(Claim.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not deployment_id:
             self._fail("no_deployment", "The id_token has no deployment_id claim.")
@@ -228,6 +233,8 @@ class ToolMessageLaunch(MessageLaunch):
         return self
 
     def validate_state(self):
+        if self.platform is None:
+            raise RuntimeError("validate_registration() finds the platform before the state is checked")
         state = self._request.get_param("state")
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
@@ -245,6 +252,8 @@ class ToolMessageLaunch(MessageLaunch):
         return self
 
     def validate_nonce(self):
+        if self.login is None:
+            raise RuntimeError("validate_state() finds the login before the nonce is checked")
         nonce = self._jwt["body"].get("nonce")
         if not isinstance(nonce, str) or nonce != self.login.nonce:
             self._fail("bad_nonce", "The id_token's nonce is not the one this tool issued for this login.", 401)
@@ -252,24 +261,28 @@ class ToolMessageLaunch(MessageLaunch):
 
     def browser_holds_state(self) -> bool:
         """Whether this browser is the one that began the login (it holds the state cookie)."""
+        if self.login is None:
+            raise RuntimeError("the launch is validated (its login found) before the state cookie is read")
         return self._request_cookies.get(STATE_COOKIE_PREFIX + self.login.state) == "1"
 
     def consume_login(self) -> None:
         """Mark the state and nonce used, atomically: a second use of this id_token is refused."""
+        if self.login is None:
+            raise RuntimeError("the launch is validated (its login found) before its login is consumed")
         result = db.session.execute(
             sa.update(LoginState)
             .where(LoginState.state == self.login.state, LoginState.used_at.is_(None))
             .values(used_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             self._fail("replayed", "This launch link was already used. Each launch works once: relaunch the tool "
                        "from the course.", 401)
 
     @property
     def claims(self) -> dict:
         """Return the validated claims."""
-        return self._jwt["body"]
+        return cast(dict, self._jwt["body"])  # pylti1p3 types it as its TypedDict; it is the plain JSON object
 
 
 def _when(timestamp) -> str:
@@ -289,6 +302,8 @@ def validate_launch(cookies, storage_verified: bool = False) -> ToolMessageLaunc
     """
     launch = ToolMessageLaunch(FlaskRequest(), cookies)
     launch.validate()
+    if launch.login is None or launch.platform is None:
+        raise RuntimeError("a validated launch has its platform and login")
     if not launch.browser_holds_state():
         if launch.login.storage_target and not storage_verified:
             return PendingStorageCheck(state=launch.login.state, nonce=launch.login.nonce,
@@ -312,7 +327,7 @@ def claim_handoff(launch_id: str) -> None:
     """Use a launch's new-window hand-off, once: a second use of the link is refused."""
     used = db.session.execute(sa.update(Launch).where(Launch.id == launch_id, Launch.handoff_used_at.is_(None))
                               .values(handoff_used_at=utcnow()).execution_options(synchronize_session=False))
-    if used.rowcount != 1:
+    if rowcount(used) != 1:
         raise LaunchError("handoff_used", "This link to open the tool was already used. Open the tool again from "
                           "your course.", status=401)
 

@@ -10,7 +10,7 @@ from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.tool_config import find_deployment, find_platform
 from lti_tool.models import LoginState, Platform
-from lti_tool.models.base import utcnow
+from lti_tool.models.base import rowcount, utcnow
 
 #: How long a login may take between the tool's redirect and the platform's launch POST.
 LOGIN_TTL = timedelta(minutes=10)
@@ -115,4 +115,4 @@ def purge_login_states() -> int:
     """Delete login records past their retention; return how many went."""
     cutoff = utcnow() - LOGIN_RECORD_RETENTION
     result = db.session.execute(sa.delete(LoginState).where(LoginState.created_at < cutoff))
-    return result.rowcount or 0
+    return rowcount(result) or 0

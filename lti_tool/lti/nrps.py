@@ -68,8 +68,8 @@ def _role(value: str) -> str:
 def _membership(raw) -> Membership | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("user_id"), str) or not raw["user_id"]:
         return None
-    roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
-    status = raw.get("status") if isinstance(raw.get("status"), str) else "Active"
+    roles = raw["roles"] if isinstance(raw.get("roles"), list) else []
+    status = raw["status"] if isinstance(raw.get("status"), str) else "Active"
     return Membership(user_id=raw["user_id"][:255], name=_text(raw.get("name"), 300),
                       given_name=_text(raw.get("given_name"), 200), family_name=_text(raw.get("family_name"), 200),
                       email=_text(raw.get("email"), 320),

@@ -94,6 +94,8 @@ def _wait_for_other_fetch(platform_id: int, kid: str, seconds: float = 1.0) -> d
 
 def _refresh_key_set(platform: Platform, kid: str) -> dict | None:
     """Get a key set that may know `kid`: from another worker's fetch, or by fetching it (one worker at a time)."""
+    if not platform.key_set_url:
+        return None  # only a stored key set: nothing to fetch
     min_gap = timedelta(seconds=current_app.config["LTI_KEY_SET_REFETCH_SECONDS"])
     with _fetch_locks.setdefault(platform.id, threading.Lock()):
         key_set, _ = _fresh_key_set_row(platform.id)

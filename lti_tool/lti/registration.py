@@ -5,6 +5,7 @@ what the tool then stores (and what it refuses to change) is decided in services
 """
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -253,12 +254,12 @@ def tool_registration_request(base_url: str, platform: PlatformConfiguration) ->
     """Return the body the tool POSTs to the platform's registration endpoint."""
     urls = tool_urls(base_url)
     offered = set(platform.scopes_supported or TOOL_SCOPES)
-    resource_link = {"type": MessageType.RESOURCE_LINK.value, "target_link_uri": urls["launch"], "label": TOOL_TITLE,
-                     "placements": ["course_navigation"]}
+    resource_link: dict[str, Any] = {"type": MessageType.RESOURCE_LINK.value, "target_link_uri": urls["launch"],
+                                     "label": TOOL_TITLE, "placements": ["course_navigation"]}
     deep_link = {"type": MessageType.DEEP_LINKING.value, "target_link_uri": urls["launch"],
                  "label": f"{TOOL_TITLE} module or workshop",
                  "placements": ["link_selection", "assignment_selection", CONTENT_AREA]}
-    tool_configuration = {
+    tool_configuration: dict[str, Any] = {
         "domain": urlsplit(base_url).netloc,
         "description": TOOL_DESCRIPTION,
         "target_link_uri": urls["launch"],
@@ -343,7 +344,7 @@ def send_registration(base_url: str, platform: PlatformConfiguration,
     return PlatformAnswer(client_id=client_id, deployment_id=deployment_id)
 
 
-_SCOPE_WORDS = {
+_SCOPE_WORDS: dict[str, str] = {
     Scope.AGS_LINEITEM: "create and update its gradebook columns",
     Scope.AGS_LINEITEM_READONLY: "read its gradebook columns",
     Scope.AGS_RESULT_READONLY: "read the results in its columns",

@@ -47,6 +47,8 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
     """Upsert the account, course, enrolment and resource link of a validated launch; store the launch."""
     claims = launch.claims
     platform = launch.platform
+    if platform is None:
+        raise RuntimeError("record_launch() takes a validated launch, which knows its platform")
     role = role_for(claims)
     now = utcnow()
     session = db.session

@@ -1,7 +1,9 @@
 """pylti1p3's view of the platforms: a ToolConfAbstract that reads registrations from the database."""
+from typing import cast
+
 import sqlalchemy as sa
 from pylti1p3.deployment import Deployment as Pylti1p3Deployment
-from pylti1p3.registration import Registration
+from pylti1p3.registration import Registration, TKeySet
 from pylti1p3.tool_config import ToolConfAbstract
 
 from lti_tool.extensions import db
@@ -17,7 +19,8 @@ class ToolRegistration(Registration):
         self.set_issuer(platform.issuer).set_client_id(platform.client_id)
         self.set_auth_login_url(platform.auth_login_url).set_auth_token_url(platform.auth_token_url)
         self.set_auth_audience(platform.auth_audience or platform.auth_token_url)
-        self.set_key_set_url(platform.key_set_url).set_key_set(platform.key_set or platform.cached_key_set)
+        key_set = cast("TKeySet | None", platform.key_set or platform.cached_key_set)  # JSON columns: plain dicts
+        self.set_key_set_url(platform.key_set_url).set_key_set(key_set)
         self._signing: keys.SigningKey | None = None
 
     def _signing_key(self) -> keys.SigningKey:

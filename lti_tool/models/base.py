@@ -1,5 +1,6 @@
 """The declarative base every model shares, with a naming convention so Alembic names constraints."""
 from datetime import datetime, timezone
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
@@ -50,7 +51,7 @@ def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, upda
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API, other dialect
         statement = insert(model.__table__)
         if update:
             statement = statement.on_conflict_do_update(
@@ -75,3 +76,8 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
     if row_id is None:  # it existed (or a concurrent request just committed it): read its id
         row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
     return row_id
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """Return how many rows an UPDATE or DELETE matched (Session.execute is typed as returning a plain Result)."""
+    return cast(sa.CursorResult[Any], result).rowcount

@@ -1,11 +1,14 @@
 """Platforms (LMS registrations), deployments, the tool's keys, courses, resource links and launches."""
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # for the annotation only: the relationship finds Account by name
+    from lti_tool.models.people import Account
 
 
 class Platform(Base):
@@ -167,6 +170,6 @@ class Launch(Base):
     handoff_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     platform: Mapped[Platform] = relationship()
-    account: Mapped["Account"] = relationship()  # noqa: F821
+    account: Mapped["Account"] = relationship()
     course: Mapped[Optional[Course]] = relationship()
     resource_link: Mapped[Optional[ResourceLink]] = relationship()

@@ -47,7 +47,7 @@ def evaluate(person_id: int) -> Certificate | None:
     if certificate is None:
         if not progress.met:
             return None
-        person = db.session.get(Person, person_id)
+        person = db.session.get_one(Person, person_id)
         certificate = Certificate(
             person_id=person_id, number=new_number(now.year), holder_name=holder_name(person), issued_at=now,
             hours_by_group={g.id: str(g.counted_hours) for g in progress.groups}, total_hours=progress.total_hours,

@@ -20,5 +20,7 @@ def record_module_completion(account_id: int, module: Module, course_id: int | N
         account_id=account_id, module_slug=module.slug, hours=module.credit_hours, source="module_completion",
         source_ref=f"module_completion:{completion.id}", content_version=completion.content_version,
         details={"delivery": "self_paced", "course_id": course_id})
-    certificates.evaluate(db.session.get(Account, account_id).person_id)
+    person_id = db.session.get_one(Account, account_id).person_id
+    if person_id is not None:  # every launch gives its account a person (lti/sync.py)
+        certificates.evaluate(person_id)
     return completion

@@ -30,7 +30,7 @@ def progress_rows(catalog: Catalog) -> Iterator[list]:
     sums = db.session.execute(
         query.with_only_columns(Account.person_id, LedgerEntry.module_slug, kind, sa.func.sum(LedgerEntry.hours))
         .group_by(Account.person_id, LedgerEntry.module_slug, kind))
-    by_person: dict[int, list[tuple[str, Decimal, str]]] = defaultdict(list)
+    by_person: dict[int | None, list[tuple[str, Decimal, str]]] = defaultdict(list)
     for person_id, slug, credit_kind, hours in sums:
         by_person[person_id].append((slug, Decimal(str(hours)), credit_kind))
     certificates = {person_id: (number, status) for person_id, number, status in db.session.execute(

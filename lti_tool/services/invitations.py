@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -110,11 +111,11 @@ def revoke(invitation_id: int) -> RegistrationInvitation:
 def _refusal(invitation: RegistrationInvitation | None) -> InvitationError:
     state = "unknown" if invitation is None else status(invitation)
     ask = "Ask the tool's operator for a new registration link."
-    if state == "used":
+    if state == "used" and invitation is not None:
         return InvitationError("invitation_used", f"This registration link was already used, on "
                                f"{invitation.used_at:%Y-%m-%d}: each link registers once. To change an existing "
                                f"registration use your LMS's own update (Moodle: Add LTI Advantage with a new link, then Update). {ask}")
-    if state == "expired":
+    if state == "expired" and invitation is not None:
         return InvitationError("invitation_expired", f"This registration link expired on "
                                f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC. {ask}")
     if state == "revoked":
@@ -143,7 +144,7 @@ def claim(token: str | None) -> Claim:
     """
     invitation = find_open(token)
     now = utcnow()
-    table = RegistrationInvitation.__table__
+    table = cast(sa.Table, RegistrationInvitation.__table__)
     with db.engine.begin() as conn:
         taken = conn.execute(sa.update(table).where(
             table.c.id == invitation.id, table.c.used_at.is_(None), table.c.revoked_at.is_(None),
@@ -156,7 +157,7 @@ def claim(token: str | None) -> Claim:
 
 def release(taken: Claim) -> None:
     """Give an invitation back after a registration attempt that registered nothing."""
-    table = RegistrationInvitation.__table__
+    table = cast(sa.Table, RegistrationInvitation.__table__)
     with db.engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.id == taken.invitation_id, table.c.platform_id.is_(None),
                                             table.c.used_at == taken.claimed_at).values(used_at=None))
@@ -164,6 +165,6 @@ def release(taken: Claim) -> None:
 
 def spend(taken: Claim, platform_id: int, outcome: str) -> None:
     """Record what the claimed invitation registered (in the caller's transaction)."""
-    table = RegistrationInvitation.__table__
+    table = cast(sa.Table, RegistrationInvitation.__table__)
     db.session.execute(sa.update(table).where(table.c.id == taken.invitation_id).values(
         platform_id=platform_id, outcome=outcome))

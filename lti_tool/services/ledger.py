@@ -58,7 +58,7 @@ def record_hours(*, account_id: int, module_slug: str, hours, source: str, sourc
         "recorded_by_account_id": recorded_by_account_id, "recorded_at": utcnow(),
         "reason": (reason or "").strip() or None, "details": details,
     }, conflict=["source", "source_ref"], update=[])
-    return db.session.get(LedgerEntry, entry_id)
+    return db.session.get_one(LedgerEntry, entry_id)
 
 
 def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -> LedgerEntry:
@@ -82,7 +82,7 @@ def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -
         "content_version": entry.content_version, "recorded_by_account_id": actor_account_id,
         "recorded_at": utcnow(), "reverses_entry_id": entry.id, "reason": reason, "details": None,
     }, conflict=["source", "source_ref"], update=[])
-    return db.session.get(LedgerEntry, reversal_id)
+    return db.session.get_one(LedgerEntry, reversal_id)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -32,7 +33,7 @@ from lti_tool.models import (
     OutboxScore,
     Platform,
 )
-from lti_tool.models.base import utcnow
+from lti_tool.models.base import rowcount, utcnow
 from lti_tool.services import ledger
 
 log = logging.getLogger("lti_tool.passback")
@@ -140,10 +141,11 @@ def queue_module_completion(launch: Launch, module) -> OutboxScore | None:
     if "workshop" in str(custom.get("mode") or "").lower():
         return None
     hours = Decimal(str(module.credit_hours))
-    score = {"platform_id": launch.platform_id, "course_id": launch.course_id, "user_id": launch.account.sub,
-             "score_given": hours, "score_maximum": hours, "activity_progress": "Completed",
-             "grading_progress": "FullyGraded",
-             "comment": f"Completed {module.title} (self-paced, {_hours(hours)} hours)."}
+    score: dict[str, Any] = {
+        "platform_id": launch.platform_id, "course_id": launch.course_id, "user_id": launch.account.sub,
+        "score_given": hours, "score_maximum": hours, "activity_progress": "Completed",
+        "grading_progress": "FullyGraded",
+        "comment": f"Completed {module.title} (self-paced, {_hours(hours)} hours)."}
     if endpoint.lineitem and placed_module == module.slug:
         return queue_score(line_item_url=endpoint.lineitem, **score)
     if not endpoint.can_manage_line_items or launch.resource_link is None:
@@ -168,7 +170,7 @@ def queue_certificate_progress(person_id: int, course_id: int) -> list[OutboxSco
     """Queue the person's hours toward the certificate to the course's "Bargaining Certificate progress" column."""
     course = db.session.get(Course, course_id)
     endpoint = course_endpoint(course_id) if course is not None else None
-    if endpoint is None:
+    if course is None or endpoint is None:
         return []
     accounts = list(db.session.scalars(sa.select(Account).join(Enrolment, Enrolment.account_id == Account.id).where(
         Account.person_id == person_id, Account.platform_id == course.platform_id, Enrolment.course_id == course_id)))
@@ -243,7 +245,7 @@ class _Job:
 
 
 #: Core statements on the table: the worker writes plain columns, and skipping the ORM's bookkeeping is cheaper.
-_TABLE = OutboxScore.__table__
+_TABLE = cast(sa.Table, OutboxScore.__table__)
 
 
 def _setting(name: str, default):
@@ -283,8 +285,8 @@ def _claim(limit: int, lease_seconds: float) -> list[_Job]:
     else:
         # SQLite has one writer at a time: the conditional UPDATE is the claim, its rowcount says who won.
         ids = [row_id for row_id in db.session.scalars(due).all()
-               if db.session.execute(sa.update(_TABLE).where(OutboxScore.id == row_id, _due_filter(now))
-                                     .values(leased_until=lease)).rowcount == 1]
+               if rowcount(db.session.execute(sa.update(_TABLE).where(OutboxScore.id == row_id, _due_filter(now))
+                                             .values(leased_until=lease))) == 1]
     if not ids:
         return []
     rows = db.session.execute(sa.select(
@@ -299,9 +301,9 @@ def _claim(limit: int, lease_seconds: float) -> list[_Job]:
 def _finish(job: _Job, **values) -> bool:
     """Record the outcome of the version we sent; False when a newer score replaced it meanwhile."""
     values.update(leased_until=None, updated_at=utcnow())
-    done = db.session.execute(sa.update(_TABLE).where(
+    done = rowcount(db.session.execute(sa.update(_TABLE).where(
         OutboxScore.id == job.id, OutboxScore.version == job.version, OutboxScore.status == "pending")
-        .values(**values)).rowcount == 1
+        .values(**values))) == 1
     if not done:
         _release(job)
     return done
@@ -309,7 +311,7 @@ def _finish(job: _Job, **values) -> bool:
 
 def _release(job: _Job, next_attempt_at: datetime | None = None) -> None:
     """Give the row back without counting an attempt (only while the lease is still ours)."""
-    values = {"leased_until": None}
+    values: dict[str, datetime | None] = {"leased_until": None}
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     db.session.execute(sa.update(_TABLE).where(OutboxScore.id == job.id, OutboxScore.leased_until == job.lease)
@@ -337,7 +339,7 @@ def _record_failure(job: _Job, exc: ServiceError, report: SendReport) -> None:
             answer = f"Gave up after {attempts} attempts. Last answer: {answer}"[:2000]
         done = _finish(job, attempts=attempts, status="failed", last_error=answer)
         outcome = "failed"
-        if exc.status == 404 and job.line_item_spec:
+        if exc.status == 404 and job.line_item_spec and job.target:
             # The column the tool found or made is gone: a retry finds or creates it again.
             ags.forget_line_item(job.platform_id, job.target)
     if done:
@@ -350,15 +352,18 @@ def _record_failure(job: _Job, exc: ServiceError, report: SendReport) -> None:
 
 def _resolve_line_items(jobs: list[_Job], report: SendReport) -> list[_Job]:
     """Find or create the line items of rows that name one by spec; return the jobs ready to send."""
-    ready, groups = [], {}
+    ready: list[_Job] = []
+    groups: dict[tuple[int, int | None, str], list[_Job]] = {}
     for job in jobs:
         if job.target:
             ready.append(job)
         else:
             groups.setdefault((job.platform_id, job.course_id, job.line_item_url), []).append(job)
     for (platform_id, course_id, _key), members in groups.items():
-        platform = db.session.get(Platform, platform_id)
+        platform = db.session.get_one(Platform, platform_id)
         spec = members[0].line_item_spec
+        if spec is None:
+            raise RuntimeError("a score queued without a line item URL has a line item spec")
         try:
             item = ags.find_or_create_line_item(platform, spec, course_id=course_id,
                                                 lock_seconds=_send_budget().total_seconds() * 2)
@@ -381,7 +386,7 @@ def _resolve_line_items(jobs: list[_Job], report: SendReport) -> list[_Job]:
 def _detached_platform(platform_id: int, cache: dict) -> Platform:
     # Loaded once per thread and detached, so no database connection is held while the HTTP call waits.
     if platform_id not in cache:
-        platform = db.session.get(Platform, platform_id)
+        platform = db.session.get_one(Platform, platform_id)
         db.session.expunge(platform)
         db.session.rollback()
         cache[platform_id] = platform
@@ -395,6 +400,8 @@ def _send(job: _Job, report: SendReport, platforms: dict) -> None:
         report.deferred += 1
         return
     platform = _detached_platform(job.platform_id, platforms)
+    if job.target is None:
+        raise RuntimeError("_resolve_line_items gives every job it returns a line item URL")
     try:
         ags.post_score(platform, job.target, job.payload)
     except ServiceError as exc:
@@ -409,7 +416,7 @@ def _send(job: _Job, report: SendReport, platforms: dict) -> None:
 def _worker(app, jobs: "queue.Queue[_Job | None]", report: SendReport, lock: threading.Lock) -> None:
     """Send jobs until told to stop (None), in this thread's own app context and session."""
     with app.app_context():
-        mine, platforms = SendReport(), {}
+        mine, platforms = SendReport(), dict[int, Platform]()
         while True:
             job = jobs.get()
             if job is None:
@@ -434,7 +441,7 @@ def _warm_tokens(platform_ids) -> None:
     # One token request per platform before the threads start, instead of one per thread.
     for platform_id in platform_ids:
         try:
-            access_token(db.session.get(Platform, platform_id), [Scope.AGS_SCORE])
+            access_token(db.session.get_one(Platform, platform_id), [Scope.AGS_SCORE])
         except ServiceError as exc:
             log.warning("no access token from platform %s yet: %s", platform_id, exc)
 
@@ -453,7 +460,7 @@ def send_due(limit: int = 200, *, concurrency: int = 8, lease_seconds: float = 6
     report = SendReport()
     concurrency = max(1, concurrency)
     work: queue.Queue[_Job | None] = queue.Queue()
-    app, lock = current_app._get_current_object(), threading.Lock()
+    app, lock = current_app._get_current_object(), threading.Lock()  # type: ignore[attr-defined]  # typed as Flask
     threads: list[threading.Thread] = []
     warmed: set[int] = set()
     try:
@@ -549,8 +556,9 @@ def retry(score_ids, *, course_id: int | None = None) -> int:
     if course_id is not None:
         query = query.where(OutboxScore.course_id == course_id)
     now = utcnow()
-    return db.session.execute(query.values(status="pending", attempts=0, next_attempt_at=now, leased_until=None,
-                                           updated_at=now).execution_options(synchronize_session=False)).rowcount
+    return rowcount(db.session.execute(query.values(status="pending", attempts=0, next_attempt_at=now,
+                                                    leased_until=None, updated_at=now)
+                                       .execution_options(synchronize_session=False)))
 
 
 def retry_all_failed(course_id: int | None = None) -> int:

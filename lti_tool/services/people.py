@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from lti_tool.extensions import db
 from lti_tool.models import Account, Certificate, LinkCode, Person, Registration
-from lti_tool.models.base import utcnow
+from lti_tool.models.base import rowcount, utcnow
 from lti_tool.services import audit, certificates
 
 LINK_CODE_TTL = timedelta(minutes=15)
@@ -38,7 +38,7 @@ class PeopleError(ValueError):
 
 def ensure_person(account_id: int) -> int:
     """Give an account its person at its first launch (a new person; linking joins people later); return its id."""
-    account = db.session.get(Account, account_id)
+    account = db.session.get_one(Account, account_id)
     if account.person_id is None:
         person = Person(name=account.name or account.display_name, email=account.email, created_at=utcnow())
         db.session.add(person)
@@ -74,8 +74,8 @@ def redeem_link_code(code: str, account_id: int) -> Person:
         raise PeopleError("That code was already used. Make a new one in your other LMS.")
     if link.expires_at < now:
         raise PeopleError("That code expired (codes last 15 minutes). Make a new one in your other LMS.")
-    maker = db.session.get(Account, link.account_id)
-    here = db.session.get(Account, account_id)
+    maker = db.session.get_one(Account, link.account_id)
+    here = db.session.get_one(Account, account_id)
     if maker.id == here.id or maker.person_id == here.person_id:
         raise PeopleError("These accounts are already linked: enter the code while signed in through your "
                           "other LMS.")
@@ -85,9 +85,9 @@ def redeem_link_code(code: str, account_id: int) -> Person:
     # Mark the code used atomically: two tabs entering one code link once.
     used = db.session.execute(sa.update(LinkCode).where(LinkCode.id == link.id, LinkCode.used_at.is_(None))
                               .values(used_at=now, used_by_account_id=here.id))
-    if used.rowcount != 1:
+    if rowcount(used) != 1:
         raise PeopleError("That code was already used. Make a new one in your other LMS.")
-    person = merge_people(here.person_id, maker.person_id)
+    person = merge_people(ensure_person(here.id), ensure_person(maker.id))  # each launch gave them their person
     audit.record("people.link", actor_account_id=here.id, person_id=person.id,
                  accounts=[maker.id, here.id])
     return person
@@ -191,7 +191,7 @@ def save_registration(person_id: int, form) -> Registration:
     try:
         values = RegistrationSchema().load(data)
     except ValidationError as exc:
-        errors = {k: _MISSING[k] if k not in data else " ".join(v) for k, v in exc.messages.items()}
+        errors = {k: _MISSING[k] if k not in data else " ".join(v) for k, v in exc.messages_dict.items()}
         raise RegistrationInvalid(errors) from exc
     registration = registration_for(person_id)
     now = utcnow()
@@ -202,7 +202,7 @@ def save_registration(person_id: int, form) -> Registration:
         for key, value in values.items():
             setattr(registration, key, value)
     registration.updated_at = now
-    person = db.session.get(Person, person_id)
+    person = db.session.get_one(Person, person_id)
     person.name, person.email = values["name"], values["email"]
     # A certificate not yet printed with the registered name keeps the name it was issued with: it is a record.
     db.session.flush()

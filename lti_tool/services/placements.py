@@ -116,13 +116,16 @@ def parse_choices(form, catalog: Catalog, accept_multiple: bool) -> list[Choice]
         try:
             loaded = ChoiceSchema(catalog).load(raw)
         except ValidationError as exc:
-            messages = {name: " ".join(m) if isinstance(m, list) else str(m) for name, m in exc.messages.items()}
+            messages = {name: " ".join(m) if isinstance(m, list) else str(m) for name, m in exc.messages_dict.items()}
             if catalog.module(slug) is None:  # not a field on the page: say it at the top
                 errors[FORM_ERROR] = " ".join(filter(None, [errors.get(FORM_ERROR), *messages.values()]))
             else:
                 errors.setdefault(slug, {}).update(messages)
             continue
-        choices.append(Choice(module=catalog.module(loaded["module"]), mode=loaded["mode"],
+        module = catalog.module(loaded["module"])
+        if module is None:
+            raise ValueError("ChoiceSchema lets only the catalog's modules through")
+        choices.append(Choice(module=module, mode=loaded["mode"],
                               session_date=loaded["session_date"], venue=loaded["venue"],
                               event_name=loaded["event_name"]))
     if errors:
@@ -158,6 +161,8 @@ def title_for(placement: Placement) -> str:
     choice = placement.choice
     if choice.mode != WORKSHOP:
         return choice.module.title
+    if choice.session_date is None:
+        raise ValueError("ChoiceSchema requires a workshop's session date")
     return f"{choice.module.title} — workshop, {choice.event_name}, {describe_date(choice.session_date)}"
 
 
@@ -179,9 +184,9 @@ def content_item(placement: Placement, launch_url: str, *, with_line_item: bool 
 def claim_answer(launch_id: str) -> bool:
     """Mark the deep-linking launch answered, atomically; False when it already was (a resubmitted form)."""
     from lti_tool.models import Launch
-    from lti_tool.models.base import utcnow
+    from lti_tool.models.base import rowcount, utcnow
 
     result = db.session.execute(sa.update(Launch).where(Launch.id == launch_id,
                                                         Launch.deep_link_answered_at.is_(None))
                                 .values(deep_link_answered_at=utcnow()).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return rowcount(result) == 1

@@ -41,7 +41,7 @@ class PlatformError(ValueError):
 
 def _format(error: ValidationError) -> str:
     parts = []
-    for field, problems in error.messages.items():
+    for field, problems in error.messages_dict.items():
         parts.append(f"{field}: {' '.join(problems) if isinstance(problems, list) else problems}")
     return "; ".join(parts)
 

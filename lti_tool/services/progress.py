@@ -110,7 +110,7 @@ def save_activity_answers(account_id: int, module: Module, activity: Activity, f
     try:
         values = _answers_schema(activity).load({f.name: form.get(f.name, "") for f in activity.fields})
     except ValidationError as exc:
-        raise AnswerError({k: " ".join(v) for k, v in exc.messages.items()}) from exc
+        raise AnswerError({k: " ".join(v) for k, v in exc.messages_dict.items()}) from exc
     values = {k: v.strip() for k, v in values.items()}
     missing = {f.name: "Please answer this before saving." for f in activity.fields
                if f.required and not values.get(f.name)}
@@ -137,7 +137,7 @@ class CheckResult:
 
 
 def _choices_schema(module: Module) -> Schema:
-    fields_ = {}
+    fields_: dict[str, fields.Field] = {}
     for q in module.knowledge_check.questions:
         index = fields.Integer(validate=validate.Range(min=0, max=len(q.choices) - 1))
         if q.kind == "single":

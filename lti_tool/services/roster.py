@@ -63,7 +63,7 @@ def _store(platform_id: int, course_id: int, members: list[nrps.Membership]) -> 
                 "platform_id": platform_id, "sub": member.user_id, "name": member.name,
                 "given_name": member.given_name, "family_name": member.family_name, "email": member.email,
                 "created_at": now}, conflict=["platform_id", "sub"], update=[])
-            account = db.session.get(Account, account_id)
+            account = db.session.get_one(Account, account_id)
             accounts[member.user_id] = account
         else:
             # Platforms that hide names or emails by privacy settings send nothing: keep what we know.

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import overload
 
 import sqlalchemy as sa
 from marshmallow import (
@@ -166,7 +167,8 @@ def parse_grade_rows(form, account_ids, module: Module, graded: set[int]) -> tup
         try:
             loaded = schema.load(raw)
         except ValidationError as exc:
-            errors[account_id] = {k: " ".join(v) if isinstance(v, list) else str(v) for k, v in exc.messages.items()}
+            errors[account_id] = {k: " ".join(v) if isinstance(v, list) else str(v)
+                                  for k, v in exc.messages_dict.items()}
             values[account_id] = GradeInput()
             continue
         row = GradeInput(**loaded)
@@ -255,7 +257,7 @@ def line_item_target(workshop: Workshop, launch: Launch, module: Module) -> tupl
     lineitems = endpoint.lineitems
     if not lineitems or not endpoint.can_manage_line_items or workshop.resource_link_id is None:
         return None, None
-    link = db.session.get(ResourceLink, workshop.resource_link_id)
+    link = db.session.get_one(ResourceLink, workshop.resource_link_id)
     return None, {"lineitems": lineitems, "resourceLinkId": link.resource_link_id,
                   "label": f"{module.title}: {workshop.event_name}"[:300],
                   "scoreMaximum": float(module.credit_hours), "resourceId": workshop.public_id,
@@ -296,6 +298,10 @@ def score_statuses(workshop: Workshop, launch: Launch, module: Module, accounts:
 
 # -- saving ----------------------------------------------------------------------------------------------------
 
+@overload
+def _quantized(value: None) -> None: ...
+@overload
+def _quantized(value: Decimal | float | int | str) -> Decimal: ...
 def _quantized(value) -> Decimal | None:
     return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else None
 
@@ -309,8 +315,8 @@ def _same_grade(record: WorkshopRecord, row: GradeInput) -> bool:
 
 def _next_grade_ref(record: WorkshopRecord) -> str:
     prefix = f"workshop_grade:{record.id}:"
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry).where(
-        LedgerEntry.source == "workshop_grade", LedgerEntry.source_ref.startswith(prefix, autoescape=True)))
+    count = db.session.scalars(sa.select(sa.func.count()).select_from(LedgerEntry).where(
+        LedgerEntry.source == "workshop_grade", LedgerEntry.source_ref.startswith(prefix, autoescape=True))).one()
     return f"{prefix}{count + 1}"
 
 
@@ -320,7 +326,7 @@ def _record(workshop_id: int, account_id: int) -> WorkshopRecord:
     record_id = upsert(db.session, WorkshopRecord, {
         "workshop_id": workshop_id, "account_id": account_id, "attended": False, "updated_at": utcnow()},
         conflict=["workshop_id", "account_id"], update=[])
-    return db.session.get(WorkshopRecord, record_id)
+    return db.session.get_one(WorkshopRecord, record_id)
 
 
 def save_row(workshop: Workshop, account: Account, row: GradeInput, *, grader: Account, launch: Launch,
@@ -367,7 +373,7 @@ def save_grade(workshop: Workshop, record: WorkshopRecord, row: GradeInput, *, g
     module = module_for(workshop)
     if module is None:
         raise WorkshopError(f"The module '{workshop.module_slug}' of this workshop is no longer in the catalog.")
-    account = db.session.get(Account, record.account_id)
+    account = db.session.get_one(Account, record.account_id)
     hours = _quantized(row.hours or 0)
     standing = db.session.get(LedgerEntry, record.ledger_entry_id) if record.ledger_entry_id else None
     if standing is not None and db.session.scalar(sa.select(LedgerEntry.id).where(
@@ -572,7 +578,7 @@ def read_sign_in_sheet(data: bytes, roster: list[Account], module: Module) -> Sh
         try:
             loaded = schema.load({"name": row.name, "email": row.email, "hours": row.hours_text})
         except ValidationError as exc:
-            detail = "; ".join(" ".join(v) if isinstance(v, list) else str(v) for v in exc.messages.values())
+            detail = "; ".join(" ".join(v) if isinstance(v, list) else str(v) for v in exc.messages_dict.values())
             result.problems.append(SheetProblem(row, f"Line {number}: {detail}."))
             continue
         row.hours = loaded.get("hours")
@@ -721,7 +727,7 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
     try:
         code = CheckInSchema().load({"code": raw_code})["code"]
     except ValidationError as exc:
-        raise CheckInError(" ".join(exc.messages.get("code", ["Enter the code shown in the room."]))) from exc
+        raise CheckInError(" ".join(exc.messages_dict.get("code", ["Enter the code shown in the room."]))) from exc
     now = utcnow()
     own = db.session.scalars(sa.select(CheckInCode).where(CheckInCode.workshop_id == workshop.id,
                                                           CheckInCode.code == code)
@@ -731,7 +737,7 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
                                    .order_by(CheckInCode.expires_at.desc())).first()
         if other is None:
             raise CheckInError("That code is not right. Check the code shown in the room and try again.")
-        elsewhere = db.session.get(Workshop, other.workshop_id)
+        elsewhere = db.session.get_one(Workshop, other.workshop_id)
         if elsewhere.course_id == workshop.course_id:
             raise CheckInError(f"That code is for another workshop in this course ({elsewhere.event_name}). Open "
                                "the link of the workshop you are attending and enter it there.")
