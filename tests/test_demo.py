@@ -209,7 +209,8 @@ def test_only_the_instructor_deep_links(app, client):
     response = client.get("/demo/authorize", query_string={
         "client_id": "demo-client", "redirect_uri": base + "/lti/launch", "response_type": "id_token",
         "scope": "openid", "nonce": "n", "state": "s", "login_hint": "member", "lti_message_hint": "deep-link"})
-    assert response.status_code == 400 and "Only the course's instructor" in html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "Only the course's instructor" in html.unescape(response.get_data(as_text=True))
 
 
 # -- the services the demo LMS offers the tool, called as the tool calls them -----------------------------------

@@ -3,7 +3,7 @@ scores the tool sent. They belong to the demo platform, not to the tool: the too
 things in resource_links, line_items and outbox_scores."""
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,9 +20,9 @@ class DemoLineItem(Base):
     label: Mapped[str] = mapped_column(sa.String(300))
     score_maximum: Mapped[Decimal] = mapped_column(sa.Numeric(8, 2))
     #: The placed link the column belongs to (its resource link id), when it belongs to one.
-    resource_link_id: Mapped[Optional[str]] = mapped_column(sa.String(255))
-    resource_id: Mapped[Optional[str]] = mapped_column(sa.String(255))
-    tag: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    resource_link_id: Mapped[str | None] = mapped_column(sa.String(255))
+    resource_id: Mapped[str | None] = mapped_column(sa.String(255))
+    tag: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -35,17 +35,17 @@ class DemoLink(Base):
     #: The resource link id the demo LMS sends in every launch of this link.
     resource_link_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     title: Mapped[str] = mapped_column(sa.String(300))
-    text: Mapped[Optional[str]] = mapped_column(sa.Text)
+    text: Mapped[str | None] = mapped_column(sa.Text)
     url: Mapped[str] = mapped_column(sa.String(1000))
     #: The item's custom parameters, sent back in each launch's custom claim.
-    custom: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     #: The gradebook column made for the link when the item asked for one (its lineItem).
-    line_item_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("demo_line_items.id", ondelete="SET NULL"))
+    line_item_id: Mapped[int | None] = mapped_column(sa.ForeignKey("demo_line_items.id", ondelete="SET NULL"))
     #: The deep-linking response that placed it (its nonce): the same response posted again places nothing twice.
     response_id: Mapped[str] = mapped_column(sa.String(255), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    line_item: Mapped[Optional[DemoLineItem]] = relationship()
+    line_item: Mapped[DemoLineItem | None] = relationship()
 
 
 class DemoScore(Base):
@@ -57,11 +57,11 @@ class DemoScore(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     line_item_id: Mapped[int] = mapped_column(sa.ForeignKey("demo_line_items.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(sa.String(255))
-    score_given: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(10, 2))
-    score_maximum: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(10, 2))
+    score_given: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 2))
+    score_maximum: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 2))
     activity_progress: Mapped[str] = mapped_column(sa.String(30))
     grading_progress: Mapped[str] = mapped_column(sa.String(30))
-    comment: Mapped[Optional[str]] = mapped_column(sa.Text)
+    comment: Mapped[str | None] = mapped_column(sa.Text)
     #: The score's own timestamp: an older score than the one kept does not replace it.
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

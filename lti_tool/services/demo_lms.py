@@ -42,7 +42,7 @@ class Person:
     given_name: str
     family_name: str
     email: str
-    role: str
+    role: Role
 
     @property
     def name(self) -> str:
@@ -458,7 +458,7 @@ def results(item: DemoLineItem) -> list[dict]:
     rows = db.session.scalars(sa.select(DemoScore).where(DemoScore.line_item_id == item.id).order_by(DemoScore.id))
     found = []
     for row in rows:
-        result = {"id": f"{line_item_url(item)}/results/{row.id}", "scoreOf": line_item_url(item),
+        result: dict[str, object] = {"id": f"{line_item_url(item)}/results/{row.id}", "scoreOf": line_item_url(item),
                   "userId": row.user_id}
         if row.score_given is not None:
             result.update(resultScore=float(row.score_given), resultMaximum=float(row.score_maximum))
