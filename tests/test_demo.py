@@ -28,12 +28,13 @@ def _follow_demo_launch(client, choice):
     return client.post("/lti/launch", data=fields)
 
 
-@pytest.mark.parametrize("choice, expected", [("member", "Dana Rivera"), ("instructor", "Sam Okafor")])
+@pytest.mark.parametrize("choice, expected", [("member", "Dana Rivera"), ("instructor", "Sam Okafor"),
+                                              ("member-2", "Luis Ortega"), ("member-4", "Aisha Bello")])
 def test_demo_launches_go_through_the_real_endpoints(app, client, choice, expected):
     app.config["WTF_CSRF_ENABLED"] = False
     response = _follow_demo_launch(client, choice)
     assert response.status_code == 303
-    if choice == "member":  # members register once, at their first launch
+    if choice.startswith("member"):  # members register once, at their first launch
         landing = client.get(response.location)
         assert landing.status_code == 302 and "/registration" in landing.location
         register(client, response.location)
@@ -180,6 +181,7 @@ def test_a_placed_link_launches_with_its_resource_link_custom_parameters_and_col
         claims = launch.claims
     assert claims[LTI + "resource_link"] == {"id": workshop_link, "title": title}
     assert claims[LTI + "custom"] == custom
+    assert claims[LTI + "target_link_uri"] == "http://localhost:5000/lti/launch"
     ags = claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]
     assert ags["lineitems"] == "http://localhost:5000/demo/lineitems"
     assert re.fullmatch(r"http://localhost:5000/demo/lineitems/\d+", ags["lineitem"])

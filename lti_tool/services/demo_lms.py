@@ -226,6 +226,7 @@ def launch_claims(person_key: str, hint: str, nonce: str) -> dict:
         claims[Claim.RESOURCE_LINK.value] = {"id": "demo-course-navigation", "title": "Bargaining Certificate"}
     else:
         claims[Claim.RESOURCE_LINK.value] = {"id": link.resource_link_id, "title": link.title}
+        claims[Claim.TARGET_LINK_URI.value] = link.url  # as an LMS does: the placed item's own url
         if link.custom:
             claims[Claim.CUSTOM.value] = dict(link.custom)
         if link.line_item is not None:
