@@ -1,103 +1,58 @@
-"""A built-in demo LMS (development only): signs real id_tokens and goes through the tool's real endpoints."""
-import json
-import time
-import uuid
-from pathlib import Path
+"""A built-in demo LMS (development only): its course page, launches, gradebook and roster, and the services it
+offers the tool (token, AGS, NRPS). It signs real id_tokens and goes through the tool's real endpoints."""
 from urllib.parse import urlencode
 
-import jwt
-import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from lti_tool.extensions import csrf, db
-from lti_tool.lti import keys
-from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, Role
+from lti_tool.lti.ags import LINE_ITEM_CONTAINER_TYPE, LINE_ITEM_TYPE
+from lti_tool.lti.claims import Scope
+from lti_tool.lti.nrps import MEMBERSHIP_MEDIA_TYPE
 from lti_tool.lti.registration import tool_urls
-from lti_tool.models import Deployment, Platform
+from lti_tool.services import demo_lms, passback
+from lti_tool.services.demo_lms import CLIENT_ID, DEPLOYMENT_ID, PEOPLE, DemoError
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
-CLIENT_ID = "demo-client"
-DEPLOYMENT_ID = "demo-deployment"
-KEY_FILE = "demo_platform_key.pem"
-COURSE = {"id": "demo-course", "label": "BARG-101", "title": "Demo Local: Bargaining Certificate",
-          "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"]}
-PEOPLE = {
-    "member": {"sub": "demo-member", "name": "Dana Rivera", "given_name": "Dana", "family_name": "Rivera",
-               "email": "dana.rivera@example.org", "roles": [Role.LEARNER.value]},
-    "instructor": {"sub": "demo-instructor", "name": "Sam Okafor", "given_name": "Sam", "family_name": "Okafor",
-                   "email": "sam.okafor@example.org", "roles": [Role.INSTRUCTOR.value]},
-}
-CHOICES = {
-    "member": ("member", MessageType.RESOURCE_LINK),
-    "instructor": ("instructor", MessageType.RESOURCE_LINK),
-    "deep-link": ("instructor", MessageType.DEEP_LINKING),
-}
+RESULT_CONTAINER_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 
 
-def _issuer() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + "/demo"
+def _json(body, status: int = 200, mimetype: str = "application/json"):
+    return current_app.response_class(current_app.json.dumps(body), status=status, mimetype=mimetype)
 
 
-def _private_key_pem() -> str:
-    """Return the demo platform's key, generated once into the instance folder (never the repository)."""
-    path = Path(current_app.instance_path) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem, _ = keys.generate_key_pair()
-        path.write_text(pem)
-        path.chmod(0o600)
-    return path.read_text()
+def _refused(error: DemoError):
+    db.session.rollback()
+    return _json(error.body(), error.status)
 
 
-def _public_jwk() -> dict:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from jwt.algorithms import RSAAlgorithm
-
-    private = serialization.load_pem_private_key(_private_key_pem().encode(), password=None)
-    if not isinstance(private, rsa.RSAPrivateKey):
-        raise RuntimeError("The demo platform's key must be an RSA key.")
-    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
-    jwk.update({"kid": "demo-platform-key", "alg": "RS256", "use": "sig"})
-    return jwk
-
-
-def ensure_demo_platform() -> Platform:
-    """Register the demo platform (and the tool's first key) if they are not there yet."""
-    keys.ensure_active_key()
-    platform = db.session.scalars(sa.select(Platform).where(Platform.issuer == _issuer(),
-                                                            Platform.client_id == CLIENT_ID)).first()
-    if platform is None:
-        platform = Platform(name="Demo LMS (built in)", issuer=_issuer(), client_id=CLIENT_ID,
-                            auth_login_url="", auth_token_url="", registered_by="demo", product="demo")
-        db.session.add(platform)
-        db.session.flush()
-        db.session.add(Deployment(platform_id=platform.id, deployment_id=DEPLOYMENT_ID))
-    base = current_app.config["PUBLIC_BASE_URL"]
-    platform.auth_login_url = f"{base}/demo/authorize"
-    platform.auth_token_url = f"{base}/demo/token"
-    # The key set is stored with the registration: the demo needs no HTTP call to itself.
-    platform.key_set = {"keys": [_public_jwk()]}
-    return platform
+def _outbox():
+    platform = demo_lms.demo_platform()
+    return passback.outbox_status() if platform is not None else None
 
 
 @bp.get("/")
 def index():
-    """Show the demo LMS course page with its launch buttons."""
-    return render_template("demo/index.html", course=COURSE, people=PEOPLE)
+    """Show the demo course: its launch buttons and the links placed in it, each launched as anyone on the roster."""
+    return render_template("demo/index.html", course=demo_lms.COURSE, people=PEOPLE, members=demo_lms.members(),
+                           links=demo_lms.placed_links())
 
 
 @bp.post("/start")
 def start():
-    """Begin a launch as the chosen demo user: the LMS sends the browser to the tool's login."""
-    choice = request.form.get("as", "")
-    if choice not in CHOICES:
-        abort(400, description="Choose one of the demo launches.")
-    platform = ensure_demo_platform()
+    """Begin a launch as the chosen person: the LMS sends the browser to the tool's login."""
+    person_key = request.form.get("as", "")
+    target = request.form.get("link", "")
+    if person_key == demo_lms.DEEP_LINK:  # the "Deep link as instructor" button
+        person_key, target = "instructor", demo_lms.DEEP_LINK
+    try:
+        hint = demo_lms.message_hint(target, person_key)
+    except DemoError as exc:
+        abort(400, description=exc.description)
+    platform = demo_lms.ensure_demo_platform()
     db.session.commit()
     base = current_app.config["PUBLIC_BASE_URL"]
-    params = {"iss": platform.issuer, "login_hint": CHOICES[choice][0], "lti_message_hint": choice,
+    params = {"iss": platform.issuer, "login_hint": person_key, "lti_message_hint": hint,
               "target_link_uri": tool_urls(base)["launch"], "client_id": CLIENT_ID,
               "lti_deployment_id": DEPLOYMENT_ID}
     return redirect(f"{tool_urls(base)['login']}?{urlencode(params)}", code=303)
@@ -113,51 +68,124 @@ def authorize():
         abort(400, description="The demo LMS only launches the tool's own launch URL with its own client id.")
     if params.get("response_type") != "id_token" or params.get("scope") != "openid" or not params.get("nonce"):
         abort(400, description="Not an OIDC implicit-flow authorization request.")
-    choice = params.get("lti_message_hint", "member")
-    if choice not in CHOICES or params.get("login_hint") != CHOICES[choice][0]:
-        abort(400, description="Unknown demo user.")
-    person_key, message_type = CHOICES[choice]
-    person = PEOPLE[person_key]
-    now = int(time.time())
-    claims = {
-        "iss": _issuer(), "aud": CLIENT_ID, "sub": person["sub"], "iat": now, "exp": now + 300,
-        "nonce": params["nonce"], "name": person["name"], "given_name": person["given_name"],
-        "family_name": person["family_name"], "email": person["email"],
-        Claim.MESSAGE_TYPE.value: message_type.value, Claim.VERSION.value: LTI_VERSION,
-        Claim.DEPLOYMENT_ID.value: DEPLOYMENT_ID, Claim.TARGET_LINK_URI.value: tool_urls(base)["launch"],
-        Claim.ROLES.value: person["roles"], Claim.CONTEXT.value: COURSE,
-        Claim.TOOL_PLATFORM.value: {"guid": "demo-lms", "name": "Demo LMS", "product_family_code": "demo"},
-    }
-    if message_type == MessageType.RESOURCE_LINK:
-        claims[Claim.RESOURCE_LINK.value] = {"id": "demo-course-navigation", "title": "Bargaining Certificate"}
-    else:
-        claims[Claim.DEEP_LINKING_SETTINGS.value] = {
-            "deep_link_return_url": f"{base}/demo/deep-link-return",
-            "accept_types": ["ltiResourceLink"], "accept_presentation_document_targets": ["iframe", "window"],
-            "accept_multiple": True, "data": str(uuid.uuid4())}
-    id_token = jwt.encode(claims, _private_key_pem(), algorithm="RS256", headers={"kid": "demo-platform-key"})
+    hint = params.get("lti_message_hint", demo_lms.COURSE_NAVIGATION)
+    target = hint.removeprefix(demo_lms.PLACED) if hint.startswith(demo_lms.PLACED) else hint
+    try:
+        hint = demo_lms.message_hint(target, params.get("login_hint", ""))
+    except DemoError as exc:
+        abort(400, description=exc.description)
+    id_token = demo_lms.sign(demo_lms.launch_claims(params["login_hint"], hint, params["nonce"]))
     return render_template("demo/auto_post.html", action=params["redirect_uri"],
                            fields={"id_token": id_token, "state": params.get("state", "")})
-
-
-@bp.post("/token")
-@csrf.exempt
-def token():
-    """Refuse service tokens: the demo LMS has no gradebook or roster services."""
-    return {"error": "unsupported_grant_type", "error_description": "The demo LMS offers no services."}, 400
 
 
 @bp.post("/deep-link-return")
 @csrf.exempt
 def deep_link_return():
-    """Receive the tool's deep-linking response, check its signature, and show what it placed."""
-    token_value = request.form.get("JWT", "")
-    jwk = {k["kid"]: k for k in keys.public_jwks()["keys"]}
+    """Receive the tool's deep-linking response, check its signature, and place its links in the course."""
     try:
-        kid = jwt.get_unverified_header(token_value).get("kid")
-        message = jwt.decode(token_value, jwt.PyJWK(jwk[kid], "RS256"), algorithms=["RS256"],
-                             audience=_issuer())
-    except (jwt.InvalidTokenError, KeyError) as exc:
-        abort(400, description=f"The deep-linking response did not verify: {exc}")
-    items = message.get("https://purl.imsglobal.org/spec/lti-dl/claim/content_items", [])
-    return render_template("demo/deep_link_return.html", items=items)
+        links, new = demo_lms.receive_deep_link_response(request.form.get("JWT", ""))
+    except DemoError as exc:
+        abort(400, description=exc.description)
+    db.session.commit()
+    return render_template("demo/deep_link_return.html", links=links, new=new, members=demo_lms.members(),
+                           people=PEOPLE)
+
+
+@bp.get("/gradebook")
+def gradebook():
+    """Show the demo course's gradebook (the scores the tool sent, per member and column) and the tool's queue."""
+    return render_template("demo/gradebook.html", course=demo_lms.COURSE, book=demo_lms.gradebook(),
+                           outbox=_outbox(), background=current_app.config.get("GRADES_BACKGROUND_SYNC")
+                           and not current_app.config.get("TESTING"))
+
+
+@bp.post("/gradebook/send")
+def send_grades():
+    """Send the tool's queued scores now (what the grade worker does every few seconds in development)."""
+    report = passback.send_all_due()
+    flash(f"Gradebook sync: {report.summary()}.", "success")
+    return redirect(url_for("demo.gradebook"), code=303)
+
+
+@bp.get("/people")
+def people():
+    """Show the course roster the demo LMS serves to the tool (NRPS)."""
+    return render_template("demo/people.html", course=demo_lms.COURSE, roster=demo_lms.memberships())
+
+
+# -- the services the demo LMS offers the tool -------------------------------------------------------------------
+
+@bp.post("/token")
+@csrf.exempt
+def token():
+    """OAuth2 client credentials: an access token for a client assertion the tool signed with its published key."""
+    try:
+        return _json(demo_lms.issue_token(request.form))
+    except DemoError as exc:
+        return _refused(exc)
+
+
+@bp.route("/lineitems", methods=["GET", "POST"])
+@csrf.exempt
+def lineitems():
+    """The course's AGS line item container: list (filtered) or create a gradebook column."""
+    try:
+        if request.method == "GET":
+            demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_LINEITEM, Scope.AGS_LINEITEM_READONLY)
+            found = demo_lms.line_items(request.args.get("resource_link_id"), request.args.get("resource_id"),
+                                        request.args.get("tag"))
+            return _json([demo_lms.line_item_json(i) for i in found], mimetype=LINE_ITEM_CONTAINER_TYPE)
+        demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_LINEITEM)
+        item = demo_lms.create_line_item(request.get_json(silent=True, force=True))
+        db.session.commit()
+        return _json(demo_lms.line_item_json(item), 201, mimetype=LINE_ITEM_TYPE)
+    except DemoError as exc:
+        return _refused(exc)
+
+
+@bp.get("/lineitems/<int:item_id>")
+@csrf.exempt
+def lineitem(item_id: int):
+    """One gradebook column."""
+    try:
+        demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_LINEITEM, Scope.AGS_LINEITEM_READONLY)
+        return _json(demo_lms.line_item_json(demo_lms.line_item(item_id)), mimetype=LINE_ITEM_TYPE)
+    except DemoError as exc:
+        return _refused(exc)
+
+
+@bp.post("/lineitems/<int:item_id>/scores")
+@csrf.exempt
+def scores(item_id: int):
+    """Take a member's score for a column (the latest by timestamp stands)."""
+    try:
+        demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_SCORE)
+        item = demo_lms.line_item(item_id)
+        demo_lms.record_score(item, request.content_type, request.get_json(silent=True, force=True))
+        db.session.commit()
+        return "", 204
+    except DemoError as exc:
+        return _refused(exc)
+
+
+@bp.get("/lineitems/<int:item_id>/results")
+@csrf.exempt
+def results(item_id: int):
+    """The column's results."""
+    try:
+        demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_RESULT_READONLY)
+        return _json(demo_lms.results(demo_lms.line_item(item_id)), mimetype=RESULT_CONTAINER_TYPE)
+    except DemoError as exc:
+        return _refused(exc)
+
+
+@bp.get("/memberships")
+@csrf.exempt
+def memberships():
+    """The course roster (NRPS): the instructor and the members."""
+    try:
+        demo_lms.authorize(request.headers.get("Authorization"), Scope.NRPS_MEMBERSHIP)
+        return _json(demo_lms.memberships(), mimetype=MEMBERSHIP_MEDIA_TYPE)
+    except DemoError as exc:
+        return _refused(exc)

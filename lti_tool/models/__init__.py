@@ -1,5 +1,6 @@
 """All models, imported so that Alembic and create_all see every table."""
 from lti_tool.models.base import Base
+from lti_tool.models.demo import DemoLineItem, DemoLink, DemoScore
 from lti_tool.models.lti import (
     Course,
     Deployment,
@@ -35,6 +36,9 @@ __all__ = [
     "QuizAttempt",
     "SectionVisit",
     "Base",
+    "DemoLineItem",
+    "DemoLink",
+    "DemoScore",
     "Course",
     "Deployment",
     "Enrolment",
