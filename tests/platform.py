@@ -323,10 +323,12 @@ class PlatformEmulator:
         """A course page that frames the tool and, as Canvas does, a hidden `post_message_forwarding` frame served
         from the platform's authorization origin that keeps the tool's data (LTI platform storage)."""
         tool_login = request.args["tool_login"]
+        # storage_origin: where the storage frame is served from (a test gives another origin than the platform's)
+        storage_origin = request.args.get("storage_origin", self.base_url)
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course</title></head><body>
 <h1>Course page</h1><iframe name="tool" title="Bargaining Certificate" src="%s" width="900" height="700"></iframe>
 <iframe name="post_message_forwarding" title="Platform storage" src="%s/post_message_forwarding" hidden></iframe>
-</body></html>""" % (html.escape(tool_login), html.escape(self.base_url))
+</body></html>""" % (html.escape(tool_login), html.escape(storage_origin))
         return Response(body, mimetype="text/html")
 
     def _storage_frame(self, request):

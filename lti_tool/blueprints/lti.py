@@ -68,8 +68,9 @@ def login():
     if login_redirect.storage_target or _framed_by_another_site():
         secure = current_app.config["SESSION_COOKIE_SECURE"]
         response = current_app.make_response(render_template(
-            "lti/login_check.html", login=login_redirect, secure=secure,
-            plain_http=not _base_url().startswith("https://"),
+            # Without Secure (an http:// address) the cookie is SameSite=Lax: no browser keeps it in another
+            # site's frame, whatever its settings.
+            "lti/login_check.html", login=login_redirect, secure=secure, plain_http=not secure,
             check_url=url_for("lti.login_cookie", state=login_redirect.state),
             binding=browser_binding(login_redirect.state),
             storage_proof=storage_proof(login_redirect.state) if login_redirect.storage_target else None,
