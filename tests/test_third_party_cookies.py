@@ -102,3 +102,25 @@ def test_where_the_browser_keeps_the_cookie_the_tool_opens_in_the_frame_without_
     assert len(page.context.pages) == 1  # no new window
     assert "/registration?first=1" in page.frame(name="contentframe").url
     assert moodle.open_hints == {} and moodle.refused_hints == 0
+
+
+def test_with_storage_access_the_member_stays_in_the_frame(app, moodle, chromium):
+    _cookies_as_over_https(app, partitioned=False)
+    page = chromium
+    # Stands in for the member accepting the browser's storage-access prompt.
+    page.context.grant_permissions(["storage-access"])
+    page.goto(moodle.base_url + "/mod/lti/view.php")
+    frame = page.frame_locator("#contentframe")
+    frame.get_by_text("does not let this tool keep its cookie").wait_for()
+    assert moodle.refused_hints == 0 and len(moodle.open_hints) == 1
+    frame.get_by_role("button", name="Let the tool use its cookies here").click()
+    frame.get_by_role("heading", level=1, name=REGISTRATION_HEADING).wait_for()
+    # the session holds inside the frame: the registration form goes through and the catalog follows
+    frame.get_by_label("Your name").fill("Maria Member")
+    frame.get_by_label("Email").fill("maria@example.org")
+    frame.get_by_label("Local association").fill("Springfield Education Association")
+    for choice in ("Teacher", "PreK-12", "None yet"):
+        frame.get_by_label(choice).check()
+    frame.get_by_role("button", name="Register").click()
+    frame.get_by_text("Thank you for registering.").wait_for()
+    assert len(page.context.pages) == 1 and moodle.open_hints == {} and moodle.refused_hints == 0
