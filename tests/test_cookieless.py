@@ -17,7 +17,7 @@ def _login_with_storage(client, emulator):
     text = response.get_data(as_text=True)
     assert "lti.put_data" not in text  # the protocol lives in the static script
     config = json.loads(html.unescape(re.search(r'<script type="application/json" id="login-check">(.*?)</script>',
-                                                text, re.S).group(1)))
+                                                text, re.DOTALL).group(1)))
     assert config["storageTarget"] == "post_message_forwarding"
     assert config["platformOrigin"] == emulator.base_url  # messages go to the platform's origin only
     location = re.search(r'id="continue" class="button" href="([^"]+)"', text).group(1).replace("&amp;", "&")

@@ -26,7 +26,7 @@ def _text(response) -> str:
 
 
 def _check_config(response) -> dict:
-    found = re.search(r'<script type="application/json" id="login-check">(.*?)</script>', _text(response), re.S)
+    found = re.search(r'<script type="application/json" id="login-check">(.*?)</script>', _text(response), re.DOTALL)
     return json.loads(html.unescape(found.group(1)))
 
 
