@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import CHROMIUM
 from tests.platform import MoodleEmulator
+from tests.test_accessibility import violations
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +83,7 @@ def test_plain_http_across_sites_says_why_and_the_new_window_still_gets_in(app, 
     assert "no browser setting lets the tool sign you in inside the course page" in text
     assert "serve the tool over https" in text and "New window" in text
     assert not frame.get_by_role("button", name="Let the tool use its cookies here").is_visible()
+    assert violations(page.frame(name="contentframe")) == [], "the page that offers the new window"
     with page.context.expect_page() as opened:
         frame.get_by_role("link", name="Open the tool in a new window").click()
     window = opened.value
