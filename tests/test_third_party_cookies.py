@@ -126,3 +126,25 @@ def test_with_storage_access_the_member_stays_in_the_frame(app, moodle, chromium
     frame.get_by_role("button", name="Register").click()
     frame.get_by_text("Thank you for registering.").wait_for()
     assert len(page.context.pages) == 1 and moodle.open_hints == {} and moodle.refused_hints == 0
+
+
+def test_canvas_with_blocked_cookies_confirms_through_its_storage_then_opens_a_new_window(app, live_server,
+                                                                                         make_platform, chromium):
+    from urllib.parse import urlencode
+
+    from tests.platform import CanvasEmulator, login_params
+
+    _cookies_as_over_https(app, partitioned=False)
+    canvas = make_platform(emulator_class=CanvasEmulator, host="localhost")
+    login = live_server + "/lti/login?" + urlencode(login_params(canvas, target_link_uri=live_server + "/lti/launch"))
+    page = chromium
+    page.goto(canvas.base_url + "/course?" + urlencode({"tool_login": login}))
+    frame = page.frame_locator("iframe[name=tool]")
+    frame.get_by_role("heading", name="Open Bargaining Certificate in a new window").wait_for()
+    storage = page.frame(name="post_message_forwarding")  # on Canvas's authorization origin
+    assert storage.evaluate("window.putCount") == 1 and storage.evaluate("window.getCount") == 1
+    with page.context.expect_page() as opened:
+        frame.get_by_role("link", name="Open in a new window").click()
+    window = opened.value
+    window.wait_for_url("**/registration?first=1")
+    assert window.get_by_role("heading", level=1).inner_text() == REGISTRATION_HEADING
