@@ -98,12 +98,14 @@ class PlatformEmulator:
     tokens: dict = field(default_factory=dict)
     token_requests: int = 0
     token_lifetime: int = 3600
+    #: The name its addresses use: "localhost" puts it on another site than a tool served at 127.0.0.1.
+    host: str = "127.0.0.1"
 
     def __post_init__(self):
         if not self.keys:
             self.keys = [KeyPair.generate()]
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        self.base_url = f"http://{self.host}:{self._server.server_port}"
         self.issuer = self.issuer or self.base_url
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
@@ -220,7 +222,7 @@ class PlatformEmulator:
         handler = {
             "/jwks": self._jwks, "/authorize": self._authorize, "/token": self._token,
             "/.well-known/openid-configuration": self._openid_configuration, "/register": self._register,
-            "/course": self._course_page,
+            "/course": self._course_page, "/post_message_forwarding": self._storage_frame,
             f"/{self.context_id}/lineitems": self._lineitems, f"/{self.context_id}/memberships": self._memberships,
         }.get(request.path)
         if handler is None and request.path.startswith(f"/{self.context_id}/lineitems/"):
@@ -306,7 +308,7 @@ class PlatformEmulator:
         user_key = params.get("login_hint")
         if user_key not in self.users:
             return Response("unknown login_hint", status=400)
-        message_type = "LtiDeepLinkingRequest" if params.get("lti_message_hint") == "deep-link" else None
+        message_type = self._message_type_for(params.get("lti_message_hint"))
         id_token = self.sign(self.claims_for(user_key, params["nonce"], message_type))
         body = (f'<form method="post" action="{html.escape(params["redirect_uri"])}">'
                 f'<input type="hidden" name="id_token" value="{id_token}">'
@@ -314,26 +316,36 @@ class PlatformEmulator:
                 '<script>document.forms[0].submit()</script>')
         return Response(body, mimetype="text/html")
 
+    def _message_type_for(self, hint: str | None) -> str | None:
+        return "LtiDeepLinkingRequest" if hint == "deep-link" else None
+
     def _course_page(self, request):
-        """A course page that frames the tool and offers LTI client-side postMessage storage, as Canvas does."""
+        """A course page that frames the tool and, as Canvas does, a hidden `post_message_forwarding` frame served
+        from the platform's authorization origin that keeps the tool's data (LTI platform storage)."""
         tool_login = request.args["tool_login"]
+        # storage_origin: where the storage frame is served from (a test gives another origin than the platform's)
+        storage_origin = request.args.get("storage_origin", self.base_url)
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course</title></head><body>
 <h1>Course page</h1><iframe name="tool" title="Bargaining Certificate" src="%s" width="900" height="700"></iframe>
+<iframe name="post_message_forwarding" title="Platform storage" src="%s/post_message_forwarding" hidden></iframe>
+</body></html>""" % (html.escape(tool_login), html.escape(storage_origin))
+        return Response(body, mimetype="text/html")
+
+    def _storage_frame(self, request):
+        """The platform storage frame: data kept per sender origin, answers sent to that origin only."""
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Storage</title></head><body>
 <script>
   var store = {}; window.putCount = 0; window.getCount = 0;
   window.addEventListener("message", function (event) {
-    var m = event.data || {}, reply = { message_id: m.message_id };
-    if (m.subject === "lti.capabilities") {
-      reply.subject = "lti.capabilities.response";
-      reply.supported_messages = [{ subject: "lti.put_data" }, { subject: "lti.get_data" }];
-    } else if (m.subject === "lti.put_data") {
-      store[m.key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; reply.value = m.value;
+    var m = event.data || {}, reply = { message_id: m.message_id }, key = event.origin + " " + m.key;
+    if (m.subject === "lti.put_data") {
+      store[key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; reply.value = m.value;
     } else if (m.subject === "lti.get_data") {
-      window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; reply.value = store[m.key];
+      window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; reply.value = store[key];
     } else { return; }
-    event.source.postMessage(reply, "*");
+    event.source.postMessage(reply, event.origin);
   });
-</script></body></html>""" % html.escape(tool_login)
+</script></body></html>"""
         return Response(body, mimetype="text/html")
 
     def _token(self, request):
@@ -451,6 +463,27 @@ class MoodleEmulator(PlatformEmulator):
     version: str = "4.5.6 (Build: 20250811)"
     #: Tool types by id: {"clientid", "state" ("pending"/"configured"), "name", "coursevisible", "registration"}.
     tool_types: dict = field(default_factory=dict)
+    #: Login hints launch.php has put in the session and auth.php has not used yet (hint -> message type), and how
+    #: often a spent or unknown hint came back (auth.php answers "invalid_request").
+    open_hints: dict = field(default_factory=dict)
+    refused_hints: int = 0
+    _hints_issued: int = 0
+    #: The tool's login and launch URLs, for the activity page (view.php / launch.php).
+    tool_login_url: str | None = None
+    tool_launch_url: str | None = None
+
+    def login_extras(self) -> dict:
+        return {"lti_message_hint": self.issue_hint()}
+
+    def issue_hint(self, message_type: str | None = None) -> str:
+        """What launch.php keeps in the member's session when they open the activity (the activity's id)."""
+        self._hints_issued += 1
+        hint = str(100 + self._hints_issued)
+        self.open_hints[hint] = message_type
+        return hint
+
+    def _message_type_for(self, hint: str | None) -> str | None:
+        return self.open_hints.pop(hint, None)
 
     @property
     def authorize_url(self) -> str:
@@ -487,7 +520,8 @@ class MoodleEmulator(PlatformEmulator):
         handler = {"/mod/lti/auth.php": self._authorize, "/mod/lti/token.php": self._token,
                    "/mod/lti/certs.php": self._jwks, "/mod/lti/openid-configuration.php": self._openid_configuration,
                    "/mod/lti/openid-registration.php": self._register,
-                   "/mod/lti/toolconfigure.php": self._manage_tools,
+                   "/mod/lti/toolconfigure.php": self._manage_tools, "/mod/lti/view.php": self._view,
+                   "/mod/lti/launch.php": self._launch,
                    "/mod/lti/startltiadvregistration.php": self._start_registration}.get(request.path)
         if handler is None:
             return super()._wsgi(environ, start_response)
@@ -523,10 +557,41 @@ class MoodleEmulator(PlatformEmulator):
         return Response("", status=303, headers={"Location": self.start_registration(url, update_type=update_type)})
 
     def _authorize(self, request):
+        """mod/lti/auth.php: the hint must be the one in the session, which is unset after its first use (even a
+        refused one); without it, the answer is an error posted back to the tool ("invalid_request")."""
         type_id = self.type_of(request.values.get("client_id", ""))
         if type_id is not None and self.tool_types[type_id]["state"] != "configured":
             return Response("invalid_request: the tool is not active", status=400)
+        if request.values.get("lti_message_hint") not in self.open_hints:
+            self.refused_hints += 1
+            redirect_uri = request.values.get("redirect_uri")
+            if not redirect_uri:
+                return Response("Invalid request", status=400)
+            body = (f'<form method="post" action="{html.escape(redirect_uri)}">'
+                    '<input type="hidden" name="error" value="invalid_request">'
+                    f'<input type="hidden" name="state" value="{html.escape(request.values.get("state", ""))}">'
+                    '</form><script>document.forms[0].submit()</script>')
+            return Response(body, mimetype="text/html")
         return super()._authorize(request)
+
+    def _view(self, request):
+        """mod/lti/view.php with the launch container "Embed": the course page frames launch.php."""
+        user = request.args.get("user", "member")
+        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course: Bargaining</title></head>
+<body><h1>Bargaining Certificate activity</h1><iframe id="contentframe" name="contentframe" title="Bargaining Certificate"
+ src="launch.php?user=%s" width="900" height="700"></iframe></body></html>""" % html.escape(quote(user))
+        return Response(body, mimetype="text/html")
+
+    def _launch(self, request):
+        """mod/lti/launch.php: keep a fresh hint in the session and post the login initiation to the tool."""
+        fields = {"iss": self.issuer, "target_link_uri": self.tool_launch_url,
+                  "login_hint": request.args.get("user", "member"), "lti_message_hint": self.issue_hint(),
+                  "client_id": self.client_id, "lti_deployment_id": self.deployment_id}
+        inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
+        body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Launch</title></head><body>'
+                f'<form method="post" action="{html.escape(self.tool_login_url)}">{inputs}</form>'
+                "<script>document.forms[0].submit()</script></body></html>")
+        return Response(body, mimetype="text/html")
 
     def _openid_configuration(self, request):
         scopes = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",

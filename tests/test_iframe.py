@@ -7,20 +7,24 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
+def _course_page(lms, live_server, **extra):
+    login = live_server + "/lti/login?" + urlencode({
+        "iss": lms.issuer, "login_hint": "member", "target_link_uri": live_server + "/lti/launch",
+        "client_id": lms.client_id, "lti_deployment_id": lms.deployment_id, **extra})
+    # The course page is on "localhost", the tool on "127.0.0.1": another site, so the frame is third-party.
+    return lms.base_url.replace("127.0.0.1", "localhost") + "/course?" + urlencode({"tool_login": login})
+
+
 def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(live_server, make_platform,
                                                                               browser_page):
     lms = make_platform()
-    login = live_server + "/lti/login?" + urlencode({
-        "iss": lms.issuer, "login_hint": "member", "target_link_uri": live_server + "/lti/launch",
-        "client_id": lms.client_id, "lti_deployment_id": lms.deployment_id, "lti_storage_target": "_parent"})
-    # The course page is on "localhost", the tool on "127.0.0.1": another site, so the frame is third-party.
-    course = lms.base_url.replace("127.0.0.1", "localhost") + "/course?" + urlencode({"tool_login": login})
     page = browser_page
-    page.goto(course)
+    page.goto(_course_page(lms, live_server, lti_storage_target="post_message_forwarding"))
     frame = page.frame_locator("iframe[name=tool]")
     frame.get_by_role("heading", name="Open Bargaining Certificate in a new window").wait_for()
-    # the tool stored state and nonce with the platform at login, and read them back at launch
-    assert page.evaluate("window.putCount") == 2 and page.evaluate("window.getCount") == 2
+    # the tool kept its proof in the platform's storage frame (on the platform's origin) and read it back
+    storage = page.frame(name="post_message_forwarding")
+    assert storage.evaluate("window.putCount") == 1 and storage.evaluate("window.getCount") == 1
     with page.context.expect_page() as new_window:
         frame.get_by_role("link", name="Open in a new window").click()
     window = new_window.value
@@ -30,17 +34,25 @@ def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(l
     assert window.get_by_role("heading", level=1).inner_text() == "Register for the Bargaining Certificate"
 
 
+def test_the_tool_sends_its_storage_messages_to_the_platforms_origin_only(live_server, make_platform, browser_page):
+    lms = make_platform()
+    page = browser_page
+    # a storage frame of the same name served from another origin than the platform's authorization endpoint
+    elsewhere = lms.base_url.replace("127.0.0.1", "localhost")
+    page.goto(_course_page(lms, live_server, lti_storage_target="post_message_forwarding") + "&"
+              + urlencode({"storage_origin": elsewhere}))
+    frame = page.frame_locator("iframe[name=tool]")
+    frame.get_by_role("link", name="Open the tool in a new window").wait_for()
+    assert page.frame(name="post_message_forwarding").evaluate("window.putCount") == 0  # it never got the proof
+
+
 def test_framed_launch_without_cookies_or_storage_offers_to_start_again_in_a_new_window(live_server, make_platform,
                                                                                        browser_page):
     lms = make_platform()
-    login = live_server + "/lti/login?" + urlencode({
-        "iss": lms.issuer, "login_hint": "member", "target_link_uri": live_server + "/lti/launch",
-        "client_id": lms.client_id, "lti_deployment_id": lms.deployment_id})
-    course = lms.base_url.replace("127.0.0.1", "localhost") + "/course?" + urlencode({"tool_login": login})
     page = browser_page
-    page.goto(course)
+    page.goto(_course_page(lms, live_server))
     frame = page.frame_locator("iframe[name=tool]")
-    frame.get_by_text("Your browser did not keep this tool's cookie").wait_for()
+    frame.get_by_text("served over plain").wait_for()
     with page.context.expect_page() as new_window:
         frame.get_by_role("link", name="Open the tool in a new window").click()
     window = new_window.value

@@ -198,13 +198,33 @@ def test_state_unknown_or_missing(client, platform):
     assert unknown.status_code == 401 and "not started by this tool" in page(unknown)
 
 
-def test_launch_from_a_browser_without_the_state_cookie_offers_a_new_window(app, client, platform):
+def test_launch_from_a_browser_without_the_state_cookie_offers_a_new_window(app, client, make_platform):
+    platform = make_platform(product="sakai")  # a platform whose login hint can be used again
     state, nonce = _login(client, platform)
     other_browser = app.test_client()
     response = _post(other_browser, platform.sign(_claims(platform, nonce)), state)
     assert response.status_code == 401
     text = page(response)
     assert "Open the tool in a new window" in text and "/lti/login?" in text
+
+
+def test_launch_from_moodle_without_the_state_cookie_does_not_replay_the_spent_hint(app, client, platform):
+    state, nonce = _login(client, platform)
+    response = _post(app.test_client(), platform.sign(_claims(platform, nonce)), state)
+    assert response.status_code == 401
+    text = page(response)
+    # Moodle has spent its hint: a replay would only get "Invalid request", so the page says what does work.
+    assert "/lti/login?" not in text and "Open the tool in a new window" not in text
+    assert "serve the tool over https" in text and "launch container to &#34;New window&#34;" in text
+
+
+def test_a_browser_cannot_claim_a_state_by_setting_the_cookie_itself(app, client, platform):
+    state, nonce = _login(client, platform)
+    stranger = app.test_client()  # has the captured id_token and state, not the cookie the tool gave
+    stranger.set_cookie(f"lti_state_{state}", "1", path="/lti/")
+    response = _post(stranger, platform.sign(_claims(platform, nonce)), state)
+    assert response.status_code == 401
+    assert _post(client, platform.sign(_claims(platform, nonce)), state).status_code == 303  # the real browser
 
 
 def test_bad_signature_and_unknown_key_are_refused(client, platform):

@@ -2,9 +2,9 @@
 import hashlib
 import hmac
 import random
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
@@ -13,8 +13,9 @@ from lti_tool.extensions import csrf, db, limiter
 from lti_tool.lti import keys
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, validate_launch
-from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, purge_login_states
+from lti_tool.lti.launch import PendingResubmit, PendingStorageCheck, claim_handoff, validate_launch
+from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, browser_binding, holds,
+                                purge_login_states, storage_proof)
 from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
 from lti_tool.lti.sync import record_launch
 from lti_tool.models import Launch
@@ -35,24 +36,68 @@ def _cookie_options() -> dict:
             "samesite": config["SESSION_COOKIE_SAMESITE"], "partitioned": config["SESSION_COOKIE_PARTITIONED"]}
 
 
+def _framed_by_another_site() -> bool:
+    """Whether the browser says (Fetch Metadata) that this page loads in a frame of another site's page.
+
+    There the tool's cookie may not be kept (third-party cookies blocked, or plain http), and a platform like
+    Moodle spends its login hint on first use: so the tool checks before it sends the browser to the platform.
+    """
+    return (request.headers.get("Sec-Fetch-Dest") in ("iframe", "frame", "embed", "object")
+            and request.headers.get("Sec-Fetch-Site") == "cross-site")
+
+
+def _set_state_cookie(response, state: str) -> None:
+    response.set_cookie(STATE_COOKIE_PREFIX + state, browser_binding(state), max_age=int(LOGIN_TTL.total_seconds()),
+                        path="/lti/", **_cookie_options())
+
+
 @bp.route("/lti/login", methods=["GET", "POST"])
 @csrf.exempt
 def login():
-    """Answer the platform's OIDC login initiation with the redirect to its authorization endpoint."""
+    """Answer the platform's OIDC login initiation with the redirect to its authorization endpoint.
+
+    Where the tool's cookie may be lost (a frame on another site) or the platform offers postMessage storage, the
+    answer is a page that first checks that this browser keeps the cookie here, and otherwise keeps the login's
+    state with the platform, asks for storage access, or carries the untouched login into a new window, all
+    before the platform's one-time hint is used.
+    """
     params = request.form if request.method == "POST" else request.args
     login_redirect = begin_login(params, launch_url=tool_urls(_base_url())["launch"], public_base_url=_base_url())
     if random.random() < 0.01:  # keep the table small without a scheduler
         purge_login_states()
     db.session.commit()
     response: Response
-    if login_redirect.storage_target:
+    if login_redirect.storage_target or _framed_by_another_site():
+        secure = current_app.config["SESSION_COOKIE_SECURE"]
         response = current_app.make_response(render_template(
-            "lti/login_storage.html", auth_url=login_redirect.url, state=login_redirect.state,
-            nonce=login_redirect.nonce, storage_target=login_redirect.storage_target))
+            # Without Secure (an http:// address) the cookie is SameSite=Lax: no browser keeps it in another
+            # site's frame, whatever its settings.
+            "lti/login_check.html", login=login_redirect, secure=secure, plain_http=not secure,
+            check_url=url_for("lti.login_cookie", state=login_redirect.state),
+            binding=browser_binding(login_redirect.state),
+            storage_proof=storage_proof(login_redirect.state) if login_redirect.storage_target else None,
+            new_window_url=url_for("lti.login") + "?" + urlencode(login_redirect.carried_params)))
+        response.headers["Cache-Control"] = "no-store"
     else:
         response = redirect(login_redirect.url, code=302)
-    response.set_cookie(STATE_COOKIE_PREFIX + login_redirect.state, "1", max_age=int(LOGIN_TTL.total_seconds()),
-                        path="/lti/", **_cookie_options())
+    _set_state_cookie(response, login_redirect.state)
+    return response
+
+
+@bp.route("/lti/login/cookie/<state>", methods=["GET", "POST"])
+@csrf.exempt  # sets only the cookie this login's own page proves it was given
+@limiter.limit("600 per minute")  # cheap (no database), and a class behind one school address launches at once
+def login_cookie(state: str):
+    """Say whether this browser sent the login's state cookie back here; POST sets it again (after storage access)."""
+    if len(state) > 64:
+        return jsonify(kept=False), 400
+    expected = browser_binding(state)
+    response = jsonify(kept=holds(request.cookies.get(STATE_COOKIE_PREFIX + state), expected))
+    if request.method == "POST":
+        if not holds(request.form.get("binding"), expected):
+            return jsonify(kept=False), 403
+        _set_state_cookie(response, state)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -60,7 +105,15 @@ def login():
 @csrf.exempt
 def launch():
     """Validate the platform's launch, record who and where, and send the user to their page."""
-    result = validate_launch(request.cookies, storage_verified=request.form.get("lti_storage_verified") == "1")
+    # A POST straight from the platform's site may lack the cookie only because of SameSite rules or a storage
+    # access grant not yet active: post it once more from the tool's own page before deciding.
+    may_resubmit = (request.headers.get("Sec-Fetch-Site") == "cross-site"
+                    and request.form.get("lti_resubmitted") != "1")
+    result = validate_launch(request.cookies, storage_proof_given=request.form.get("lti_storage_proof"),
+                             may_resubmit=may_resubmit)
+    if isinstance(result, PendingResubmit):
+        return render_template("lti/launch_resubmit.html", pending=result,
+                               secure=current_app.config["SESSION_COOKIE_SECURE"])
     if isinstance(result, PendingStorageCheck):
         return render_template("lti/launch_storage_check.html", check=result)
     record = record_launch(result)

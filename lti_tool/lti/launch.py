@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import NoReturn, cast
+from urllib.parse import urlparse
 
 import jwt
 import sqlalchemy as sa
@@ -22,7 +23,8 @@ from pylti1p3.session import SessionService
 from lti_tool.extensions import db
 from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, ToolRole, tool_role
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, unknown_deployment_message
+from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, browser_binding, holds, storage_proof,
+                                unknown_deployment_message)
 from lti_tool.lti.platform_keys import public_key_for
 from lti_tool.lti.tool_config import DatabaseToolConf, ToolRegistration, find_deployment, find_platform
 from lti_tool.models import Deployment, Launch, LoginState, Platform
@@ -47,12 +49,26 @@ class _StoredLaunches(SessionService):
 
 @dataclass
 class PendingStorageCheck:
-    """The browser lost the state cookie but the platform offered postMessage storage: check there."""
+    """The browser lost the state cookie but the platform offered postMessage storage: check there.
+
+    The page reads back, from the platform's storage in this browser, the proof the login stored there; the
+    proof itself is never in this page.
+    """
 
     state: str
-    nonce: str
     id_token: str
     storage_target: str
+    platform_origin: str
+
+
+@dataclass
+class PendingResubmit:
+    """The launch POST came from the platform's site without the state cookie, which a browser holds back on a
+    cross-site POST (SameSite=Lax over http) or until the tool's page asks for storage access: post it again
+    from the tool's own page, where the browser sends it. Nothing has been consumed."""
+
+    state: str
+    id_token: str
 
 
 class ToolMessageLaunch(MessageLaunch):
@@ -260,10 +276,23 @@ class ToolMessageLaunch(MessageLaunch):
         return self
 
     def browser_holds_state(self) -> bool:
-        """Whether this browser is the one that began the login (it holds the state cookie)."""
+        """Whether this browser is the one that began the login (it holds the state cookie the tool made)."""
         if self.login is None:
             raise RuntimeError("the launch is validated (its login found) before the state cookie is read")
-        return self._request_cookies.get(STATE_COOKIE_PREFIX + self.login.state) == "1"
+        return holds(self._request_cookies.get(STATE_COOKIE_PREFIX + self.login.state),
+                     browser_binding(self.login.state))
+
+    def platform_origin(self) -> str:
+        """Return the origin of the platform's authorization endpoint (where its postMessage storage answers)."""
+        if self.platform is None:
+            raise RuntimeError("the launch is validated (its platform found) before its origin is read")
+        parts = urlparse(self.platform.auth_login_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def from_moodle(self) -> bool:
+        """Whether the platform says it is Moodle (which spends its login hint on first use)."""
+        platform = self._jwt["body"].get(Claim.TOOL_PLATFORM)
+        return isinstance(platform, dict) and platform.get("product_family_code") == "moodle"
 
     def consume_login(self) -> None:
         """Mark the state and nonce used, atomically: a second use of this id_token is refused."""
@@ -294,29 +323,51 @@ def _when(timestamp) -> str:
         return repr(timestamp)
 
 
-def validate_launch(cookies, storage_verified: bool = False) -> ToolMessageLaunch | PendingStorageCheck:
+def validate_launch(cookies, storage_proof_given: str | None = None, may_resubmit: bool = False
+                    ) -> ToolMessageLaunch | PendingStorageCheck | PendingResubmit:
     """Validate the launch in the current request.
 
-    Returns the validated launch with its login consumed, or a PendingStorageCheck when the browser lost
-    the state cookie and the platform's postMessage storage must confirm the state first.
+    Returns the validated launch with its login consumed; or, when the browser did not send the state cookie,
+    a PendingResubmit (post again from the tool's own page, when `may_resubmit`) or a PendingStorageCheck (the
+    platform's postMessage storage must give back the login's proof). Only the browser that began the login
+    gets past either: it holds the cookie, or its platform storage holds the proof.
     """
     launch = ToolMessageLaunch(FlaskRequest(), cookies)
     launch.validate()
     if launch.login is None or launch.platform is None:
         raise RuntimeError("a validated launch has its platform and login")
     if not launch.browser_holds_state():
-        if launch.login.storage_target and not storage_verified:
-            return PendingStorageCheck(state=launch.login.state, nonce=launch.login.nonce,
-                                       id_token=launch._request.get_param("id_token"),
-                                       storage_target=launch.login.storage_target)
-        if not launch.login.storage_target:
-            raise LaunchError(
-                "no_state_cookie",
-                "Your browser did not keep this tool's cookie inside the course page (third-party cookies are "
-                "blocked), so the launch could not be tied to you. Open the tool in a new window to continue.",
-                status=401, platform=launch.platform.issuer, retry_url=_new_window_login_url(launch.login))
+        id_token = launch._request.get_param("id_token")
+        if may_resubmit:
+            return PendingResubmit(state=launch.login.state, id_token=id_token)
+        if launch.login.storage_target:
+            if storage_proof_given is None:
+                return PendingStorageCheck(state=launch.login.state, id_token=id_token,
+                                           storage_target=launch.login.storage_target,
+                                           platform_origin=launch.platform_origin())
+            if not holds(storage_proof_given, storage_proof(launch.login.state)):
+                launch._fail("storage_unconfirmed", "The course did not confirm that this launch began in this "
+                             "browser, so the tool refused it. Open the tool again from your course.", 401)
+        else:
+            raise _no_state_cookie(launch)
     launch.consume_login()
     return launch
+
+
+def _no_state_cookie(launch: ToolMessageLaunch) -> LaunchError:
+    if launch.platform is None or launch.login is None:
+        raise RuntimeError("a validated launch has its platform and login")
+    message = ("Your browser did not send this tool's cookie back with the launch (it blocks third-party "
+               "cookies inside the course page, or the tool is served over plain http on another site), so the "
+               "launch could not be tied to you.")
+    if launch.from_moodle():
+        # Moodle spends its login hint on first use: replaying this login would only get "Invalid request".
+        return LaunchError("no_state_cookie", message + " Open the tool again from your course. If this keeps "
+                           "happening, ask the site's administrator to serve the tool over https or to set the "
+                           "tool's launch container to \"New window\" in Moodle.",
+                           status=401, platform=launch.platform.issuer)
+    return LaunchError("no_state_cookie", message + " Open the tool in a new window to continue.",
+                       status=401, platform=launch.platform.issuer, retry_url=_new_window_login_url(launch.login))
 
 
 def _new_window_login_url(login: LoginState) -> str:

@@ -1,10 +1,13 @@
 """OIDC third-party initiated login: check the platform, remember state and nonce server-side, redirect."""
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlparse
 
 import sqlalchemy as sa
+from flask import current_app
 
 from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
@@ -19,6 +22,8 @@ LOGIN_RECORD_RETENTION = timedelta(days=1)
 #: Only the parameters LTI defines are remembered (to restart the login in a new window).
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 STATE_COOKIE_PREFIX = "lti_state_"
+#: At most this many login parameters are carried into a new window (the platform's own, untouched).
+MAX_CARRIED_PARAMS = 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,10 @@ class LoginRedirect:
     state: str
     nonce: str
     storage_target: str | None
+    #: The origin of the platform's authorization endpoint: its postMessage storage answers from there.
+    platform_origin: str
+    #: Every parameter of the platform's login request, untouched, to start it again in a new window.
+    carried_params: dict
 
 
 def _param(params, name: str, max_len: int = 2048) -> str | None:
@@ -88,8 +97,45 @@ def begin_login(params, launch_url: str, public_base_url: str) -> LoginRedirect:
     if params.get("lti_message_hint"):
         auth_params["lti_message_hint"] = params.get("lti_message_hint")
     separator = "&" if "?" in platform.auth_login_url else "?"
+    auth = urlparse(platform.auth_login_url)
     return LoginRedirect(url=platform.auth_login_url + separator + urlencode(auth_params), state=state,
-                         nonce=nonce, storage_target=storage_target)
+                         nonce=nonce, storage_target=storage_target, platform_origin=f"{auth.scheme}://{auth.netloc}",
+                         carried_params=_carried_params(params))
+
+
+def _carried_params(params) -> dict:
+    """Return the platform's login parameters as it sent them (bounded), to replay while its hint is unused."""
+    carried = {}
+    for name in list(params.keys())[:MAX_CARRIED_PARAMS]:
+        value = params.get(name)
+        if isinstance(value, str) and len(name) <= 100 and len(value) <= 2048:
+            carried[name] = value
+    return carried
+
+
+def _keyed_digest(purpose: str, state: str) -> str:
+    secret = current_app.secret_key
+    if not secret:
+        raise RuntimeError("SECRET_KEY must be set: the login's cookies are keyed with it.")
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, f"{purpose}\0{state}".encode(), hashlib.sha256).hexdigest()
+
+
+def browser_binding(state: str) -> str:
+    """Return the state cookie's value: only the tool can make it, so a browser cannot claim a state it was not
+    given (a captured id_token and state are useless without it)."""
+    return _keyed_digest("state-cookie", state)
+
+
+def storage_proof(state: str) -> str:
+    """Return the value the tool keeps in the platform's postMessage storage at login: only a page that can read
+    that storage in the user's own browser gets it back at launch."""
+    return _keyed_digest("platform-storage", state)
+
+
+def holds(value: str | None, expected: str) -> bool:
+    """Compare a secret from the browser with the expected one in constant time."""
+    return isinstance(value, str) and hmac.compare_digest(value.encode(), expected.encode())
 
 
 def _unknown_platform_message(issuer: str, client_id: str | None) -> str:
