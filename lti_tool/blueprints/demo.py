@@ -14,6 +14,7 @@ from lti_tool.lti import keys
 from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, Role
 from lti_tool.lti.registration import tool_urls
 from lti_tool.models import Deployment, Platform
+from lti_tool.services import platforms
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
@@ -67,6 +68,7 @@ def ensure_demo_platform() -> Platform:
                                                             Platform.client_id == CLIENT_ID)).first()
     if platform is None:
         platform = Platform(name="Demo LMS (built in)", issuer=_issuer(), client_id=CLIENT_ID,
+                            lms=platforms.lms_for(_issuer(), CLIENT_ID, "Demo LMS (built in)"),
                             auth_login_url="", auth_token_url="", registered_by="demo", product="demo")
         db.session.add(platform)
         db.session.flush()
