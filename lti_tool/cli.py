@@ -64,9 +64,10 @@ def platform_list():
 @platform_cli.command("remove")
 @click.option("--issuer", required=True)
 @click.option("--client-id", required=True)
-@click.confirmation_option(prompt="Remove this platform and every course, account and launch recorded under it?")
+@click.confirmation_option(prompt="Remove this registration and its launches? With the LMS's last registration, "
+                                  "its courses and accounts go too.")
 def platform_remove(issuer, client_id):
-    """Remove a platform and what was recorded under it."""
+    """Remove a registration; with an LMS's last one, what was recorded in that LMS."""
     try:
         platform = platforms.remove_platform(issuer, client_id)
     except platforms.PlatformError as exc:
