@@ -177,3 +177,86 @@ def test_the_registration_page_for_a_second_moodle_registration_says_members_sta
     page = text_of(open_page(client, moodle.start_registration(TOOL + "/lti/register")))
     assert "already registered with this tool" in page
     assert "its members, courses and hours stay one" in page
+
+
+# -- the migration: existing duplicates become one, the ledger untouched ------------------------------------------
+
+def _insert(conn, table: str, **values) -> None:
+    json_columns = {"claims", "login_params", "details", "hours_by_group"}
+    columns = [sa.column(k, sa.JSON) if k in json_columns else sa.column(k) for k in values]
+    conn.execute(sa.table(table, *columns).insert().values(**values))
+
+
+def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger_entry(app):
+    from flask_migrate import upgrade
+
+    from lti_tool.models import Base
+    from lti_tool.models.base import utcnow
+
+    now = utcnow()
+    with app.app_context():
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            else:
+                Base.metadata.drop_all(conn)
+        upgrade(revision="0005_registration_invitations")
+        moodle, canvas = "https://moodle.example.edu", "https://canvas.instructure.com"
+        with db.engine.begin() as conn:
+            for pk, issuer, client_id in ((1, moodle, "dynamic"), (2, moodle + "/", "by-hand"), (3, canvas, "100"),
+                                          (4, canvas, "200")):
+                _insert(conn, "platforms", id=pk, name=f"Registration {pk}", issuer=issuer, client_id=client_id,
+                        auth_login_url=issuer + "/auth", auth_token_url=issuer + "/token",
+                        accept_new_deployments=False, registered_by="manual", created_at=now)
+                _insert(conn, "deployments", id=pk, platform_id=pk, deployment_id=str(pk), created_at=now)
+                _insert(conn, "people", id=pk, name=f"Person {pk}", program_admin=pk == 2, created_at=now)
+                sub = "7" if pk <= 2 else "u1"  # the same Moodle user twice; two Canvas customers' users
+                _insert(conn, "accounts", id=pk, platform_id=pk, sub=sub, person_id=pk, created_at=now)
+                context = "42" if pk <= 2 else "course-1"
+                _insert(conn, "courses", id=pk, platform_id=pk, deployment_id=pk, context_id=context, created_at=now)
+                _insert(conn, "enrolments", account_id=pk, course_id=pk, lti_roles="", role="member", updated_at=now)
+                _insert(conn, "resource_links", id=pk, course_id=pk, resource_link_id=f"activity-{pk}",
+                        created_at=now)
+                _insert(conn, "launches", id=f"launch-{pk}", platform_id=pk, account_id=pk, course_id=pk,
+                        resource_link_id=pk, message_type="LtiResourceLinkRequest", role="member", claims={},
+                        created_at=now)
+            for pk, hours in ((1, 5), (2, 3)):
+                _insert(conn, "ledger_entries", id=pk, account_id=pk, module_slug=f"module-{pk}", group_id="g",
+                        hours=hours, source="workshop_grade", source_ref=f"workshop_grade:{pk}", recorded_at=now)
+                _insert(conn, "registrations", person_id=pk, name="Maria Member", email="maria@example.org",
+                        local_association="SEA", job_category="teacher", sector="prek12",
+                        bargaining_experience="some", created_at=now, updated_at=now)
+            _insert(conn, "audit_events", action="ledger.adjust", person_id=2, created_at=now)
+        upgrade()
+
+        with db.engine.connect() as conn:
+            def rows(query):
+                return [tuple(r) for r in conn.execute(sa.text(query))]
+
+            assert rows("SELECT issuer, client_id FROM lms_identities ORDER BY id") == [
+                (moodle, ""), (canvas, "100"), (canvas, "200")]
+            assert rows("SELECT id, lms_id FROM platforms ORDER BY id") == [(1, 1), (2, 1), (3, 2), (4, 3)]
+            # The Moodle user's second account stands behind the first, under one person; Canvas's stay apart.
+            assert rows("SELECT id, lms_id, merged_into_id, person_id FROM accounts ORDER BY id") == [
+                (1, 1, None, 1), (2, None, 1, 1), (3, 2, None, 3), (4, 3, None, 4)]
+            assert rows("SELECT id FROM people ORDER BY id") == [(1,), (3,), (4,)]
+            assert rows("SELECT program_admin FROM people WHERE id = 1") in ([(True,)], [(1,)])
+            assert rows("SELECT person_id FROM registrations") == [(1,)]
+            # Every ledger entry as it was, and the person's hours together.
+            assert rows("SELECT id, account_id, CAST(hours AS INTEGER) FROM ledger_entries ORDER BY id") == [
+                (1, 1, 5), (2, 2, 3)]
+            assert rows("SELECT CAST(SUM(e.hours) AS INTEGER) FROM ledger_entries e JOIN accounts a ON "
+                        "a.id = e.account_id WHERE a.person_id = 1") == [(8,)]
+            # One course for the Moodle course seen through both registrations, with both activities.
+            assert rows("SELECT id, lms_id, context_id FROM courses ORDER BY id") == [
+                (1, 1, "42"), (3, 2, "course-1"), (4, 3, "course-1")]
+            assert rows("SELECT account_id, course_id FROM enrolments ORDER BY account_id") == [(1, 1), (3, 3), (4, 4)]
+            assert rows("SELECT id, course_id FROM resource_links ORDER BY id") == [(1, 1), (2, 1), (3, 3), (4, 4)]
+            assert rows("SELECT account_id, course_id FROM launches WHERE id = 'launch-2'") == [(1, 1)]
+            assert rows("SELECT action, person_id FROM audit_events ORDER BY id") == [
+                ("ledger.adjust", 1), ("people.merge", 1)]
+
+        # The merged person is whole for the tool too: one account per LMS user, hours together.
+        account = db.session.scalars(sa.select(Account).where(Account.lms_id == 1, Account.sub == "7")).one()
+        assert account.id == 1 and [a.id for a in account.person.accounts] == [1, 2]
+        assert db.session.get(Account, 2).lms_name == "Registration 1"
