@@ -178,11 +178,15 @@ class DynamicOutcome:
 def plan_dynamic(openid_configuration: str, registration_token: str | None) -> DynamicPlan:
     """Read and check the platform's configuration; say what registering would do."""
     configuration = read_configuration(openid_configuration, registration_token)
-    # An issuer typed by hand may carry a trailing slash the platform's configuration does not.
-    spellings = {configuration.issuer, configuration.issuer.rstrip("/"), configuration.issuer.rstrip("/") + "/"}
-    existing = [] if configuration.shared_issuer else list(db.session.scalars(
-        sa.select(Platform).where(Platform.issuer.in_(spellings)).order_by(Platform.id)))
+    existing = [] if configuration.shared_issuer else _registrations_of_issuer(configuration.issuer)
     return DynamicPlan(configuration=configuration, update=updates_existing(registration_token), existing=existing)
+
+
+def _registrations_of_issuer(issuer: str) -> list[Platform]:
+    # The LMS an issuer names (an issuer typed by hand with a trailing slash is the same LMS).
+    issuer, _ = lms_key(issuer, "")
+    return list(db.session.scalars(sa.select(Platform).join(LmsIdentity, LmsIdentity.id == Platform.lms_id).where(
+        LmsIdentity.issuer == issuer, LmsIdentity.client_id == "").order_by(Platform.id)))
 
 
 def _differences(platform: Platform, configuration: PlatformConfiguration, deployment_id: str | None) -> list[str]:
@@ -243,7 +247,8 @@ def _duplicate_message(plan: DynamicPlan) -> str:
     else:
         how = f"To change it, update the existing tool in {configuration.product_label} instead of adding a new one."
     return (f"{configuration.display_name} (issuer {configuration.issuer}) is already registered with this tool: "
-            f"{known}. {how} Registering it again makes a second, separate tool in the LMS.")
+            f"{known}. {how} Registering it again makes a second, separate tool in the LMS (the tool still keeps one "
+            "set of members, courses and hours for it).")
 
 
 def _keep_existing(platform: Platform, configuration: PlatformConfiguration, answer) -> str:
