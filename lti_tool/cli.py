@@ -196,6 +196,21 @@ def admins_list():
         click.echo(f"{person.id}\t{person.name}\t{person.email}")
 
 
+certificates_cli = AppGroup("certificates", help="Certificates.")
+
+
+@certificates_cli.command("evaluate")
+def certificates_evaluate():
+    """Issue the certificates whose rules are met but not yet issued (after a migration merged people)."""
+    from lti_tool.services import certificates
+
+    issued = certificates.evaluate_uncertified()
+    db.session.commit()
+    for certificate in issued:
+        click.echo(f"Issued {certificate.number} to person {certificate.person_id} ({certificate.holder_name}).")
+    click.echo(f"{len(issued)} certificate(s) issued.")
+
+
 registration_cli = AppGroup("registration", help="One-time Dynamic Registration invitations, one per institution.")
 
 
@@ -255,5 +270,5 @@ def init_app(app: Flask) -> None:
     from lti_tool.cli_grades import grades_cli
 
     for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
-                  database_cli):
+                  database_cli, certificates_cli):
         app.cli.add_command(group)

@@ -260,3 +260,16 @@ def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger
         account = db.session.scalars(sa.select(Account).where(Account.lms_id == 1, Account.sub == "7")).one()
         assert account.id == 1 and [a.id for a in account.person.accounts] == [1, 2]
         assert db.session.get(Account, 2).lms_name == "Registration 1"
+
+
+def test_people_whose_joined_hours_meet_the_rules_get_their_certificate_from_one_command(app, runner, make_account):
+    account_id, person_id = make_account()
+    with app.app_context():  # hours recorded without a certificate evaluation, as a migration's merge leaves them
+        for module in current_catalog().modules:
+            ledger.record_hours(account_id=account_id, module_slug=module.slug, hours=module.credit_hours,
+                                source="workshop_grade", source_ref=f"test:{module.slug}")
+        db.session.commit()
+    first = runner.invoke(args=["certificates", "evaluate"])
+    assert first.exit_code == 0 and "1 certificate(s) issued" in first.output and f"person {person_id}" in first.output
+    again = runner.invoke(args=["certificates", "evaluate"])
+    assert again.exit_code == 0 and "0 certificate(s) issued" in again.output

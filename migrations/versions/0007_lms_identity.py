@@ -8,6 +8,8 @@ An LMS is its issuer, or issuer + client id where the issuer is shared between c
 registrations get their LMS; courses recorded twice (one per registration of the same LMS) become one, and accounts
 of the same LMS user become one: the later account stays (its ledger entries are never rewritten) but is marked
 merged into the earlier one, under the same person, and the two people are merged with a recorded audit event.
+After upgrading, run `flask --app lti_tool certificates evaluate`: people whose hours together now meet the rules
+get their certificate (a migration cannot run the program's rules).
 """
 from datetime import datetime, timezone
 
