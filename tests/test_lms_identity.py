@@ -227,6 +227,12 @@ def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger
                         local_association="SEA", job_category="teacher", sector="prek12",
                         bargaining_experience="some", created_at=now, updated_at=now)
             _insert(conn, "audit_events", action="ledger.adjust", person_id=2, created_at=now)
+            # Another Moodle user with an account, a person and a certificate through each registration.
+            for pk, platform in ((5, 1), (6, 2)):
+                _insert(conn, "people", id=pk, name="Certified", program_admin=False, created_at=now)
+                _insert(conn, "accounts", id=pk, platform_id=platform, sub="8", person_id=pk, created_at=now)
+                _insert(conn, "certificates", person_id=pk, number=f"BC-2026-TEST{pk}", holder_name="Certified",
+                        issued_at=now, hours_by_group={}, total_hours=24, status="issued")
         upgrade()
 
         with db.engine.connect() as conn:
@@ -238,8 +244,10 @@ def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger
             assert rows("SELECT id, lms_id FROM platforms ORDER BY id") == [(1, 1), (2, 1), (3, 2), (4, 3)]
             # The Moodle user's second account stands behind the first, under one person; Canvas's stay apart.
             assert rows("SELECT id, lms_id, merged_into_id, person_id FROM accounts ORDER BY id") == [
-                (1, 1, None, 1), (2, None, 1, 1), (3, 2, None, 3), (4, 3, None, 4)]
-            assert rows("SELECT id FROM people ORDER BY id") == [(1,), (3,), (4,)]
+                (1, 1, None, 1), (2, None, 1, 1), (3, 2, None, 3), (4, 3, None, 4),
+                # Two certificates: the accounts become one, the people wait for an admin to revoke one.
+                (5, 1, None, 5), (6, None, 5, 6)]
+            assert rows("SELECT id FROM people ORDER BY id") == [(1,), (3,), (4,), (5,), (6,)]
             assert rows("SELECT program_admin FROM people WHERE id = 1") in ([(True,)], [(1,)])
             assert rows("SELECT person_id FROM registrations") == [(1,)]
             # Every ledger entry as it was, and the person's hours together.
@@ -254,7 +262,7 @@ def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger
             assert rows("SELECT id, course_id FROM resource_links ORDER BY id") == [(1, 1), (2, 1), (3, 3), (4, 4)]
             assert rows("SELECT account_id, course_id FROM launches WHERE id = 'launch-2'") == [(1, 1)]
             assert rows("SELECT action, person_id FROM audit_events ORDER BY id") == [
-                ("ledger.adjust", 1), ("people.merge", 1)]
+                ("ledger.adjust", 1), ("people.merge", 1), ("people.merge_needed", 5)]
 
         # The merged person is whole for the tool too: one account per LMS user, hours together.
         account = db.session.scalars(sa.select(Account).where(Account.lms_id == 1, Account.sub == "7")).one()
