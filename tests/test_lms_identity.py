@@ -161,7 +161,8 @@ def test_removing_one_of_two_registrations_keeps_the_lms_members_and_their_hours
         ledger.record_hours(account_id=account.id, module_slug=FIRST_MODULE, hours=3, source="workshop_grade",
                             source_ref="test:kept")
         db.session.commit()
-    removed = runner.invoke(args=["platform", "remove", "--issuer", moodle.issuer, "--client-id", moodle.client_id, "--yes"])
+    removed = runner.invoke(args=["platform", "remove", "--issuer", moodle.issuer, "--client-id", moodle.client_id,
+                                  "--yes"])
     assert removed.exit_code == 0, removed.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 1

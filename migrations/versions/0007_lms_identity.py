@@ -89,7 +89,8 @@ def upgrade():
                                     ['merged_into_id'], ['id'], ondelete='RESTRICT')
         batch_op.create_index(batch_op.f('ix_accounts_merged_into_id'), ['merged_into_id'], unique=False)
         batch_op.create_unique_constraint(batch_op.f('uq_accounts_lms_id_sub'), ['lms_id', 'sub'])
-        batch_op.create_check_constraint(batch_op.f('ck_accounts_in_lms_or_merged'), '(lms_id IS NULL) <> (merged_into_id IS NULL)')
+        batch_op.create_check_constraint(batch_op.f('ck_accounts_in_lms_or_merged'),
+                                         '(lms_id IS NULL) <> (merged_into_id IS NULL)')
 
 
 def _give_platforms_their_lms(conn) -> None:
