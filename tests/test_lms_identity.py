@@ -189,7 +189,7 @@ def _insert(conn, table: str, **values) -> None:
 
 
 def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger_entry(app):
-    from flask_migrate import upgrade
+    from flask_migrate import downgrade, upgrade
 
     from lti_tool.models import Base
     from lti_tool.models.base import utcnow
@@ -269,6 +269,15 @@ def test_the_migration_makes_one_lms_of_two_registrations_and_keeps_every_ledger
         account = db.session.scalars(sa.select(Account).where(Account.lms_id == 1, Account.sub == "7")).one()
         assert account.id == 1 and [a.id for a in account.person.accounts] == [1, 2]
         assert db.session.get(Account, 2).lms_name == "Registration 1"
+        db.session.remove()
+
+        # Going back gives each account and course a registration again (the merges stay: no hours move).
+        downgrade(revision="0005_registration_invitations")
+        with db.engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(sa.text(
+                "SELECT id, platform_id, person_id FROM accounts WHERE id IN (1, 2) ORDER BY id"))] == [(1, 1, 1),
+                                                                                                         (2, 1, 1)]
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM ledger_entries")).scalar_one() == 2
 
 
 def test_people_whose_joined_hours_meet_the_rules_get_their_certificate_from_one_command(app, runner, make_account):

@@ -216,7 +216,7 @@ def downgrade():
     conn.execute(sa.text("UPDATE accounts SET sub = 'merged-' || CAST(id AS VARCHAR(20)) || '-' || sub "
                          "WHERE merged_into_id IS NOT NULL"))
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_constraint('ck_accounts_in_lms_or_merged', type_='check')
+        batch_op.drop_constraint(batch_op.f('ck_accounts_in_lms_or_merged'), type_='check')
         batch_op.drop_constraint(batch_op.f('uq_accounts_lms_id_sub'), type_='unique')
         batch_op.drop_index(batch_op.f('ix_accounts_merged_into_id'))
         batch_op.drop_constraint(batch_op.f('fk_accounts_merged_into_id_accounts'), type_='foreignkey')
