@@ -54,7 +54,10 @@ def platform_list():
                    "LTI Dynamic Registration.")
     for p in rows:
         deployments = ", ".join(d.deployment_id for d in p.deployments) or "none yet"
-        click.echo(f"{p.id}\t{p.name}\n\tissuer: {p.issuer}\n\tclient id: {p.client_id}\n"
+        # Registrations of one LMS share its members and courses: say so, so a duplicate is visible.
+        same_lms = [str(o.id) for o in rows if o.lms_id == p.lms_id and o.id != p.id]
+        shared = f" (the same LMS as registration {', '.join(same_lms)})" if same_lms else ""
+        click.echo(f"{p.id}\t{p.name}{shared}\n\tissuer: {p.issuer}\n\tclient id: {p.client_id}\n"
                    f"\tlogin: {p.auth_login_url}\n\ttoken: {p.auth_token_url}\n"
                    f"\tkey set: {p.key_set_url or 'stored'}\n\tdeployments: {deployments}"
                    f"{' (new ones accepted)' if p.accept_new_deployments else ''}\n"

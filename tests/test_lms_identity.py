@@ -35,6 +35,7 @@ def two_registrations_of_one_moodle(app, client, make_platform, runner) -> tuple
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Platform)) == 2
+    assert "(the same LMS as registration 1)" in runner.invoke(args=["platform", "list"]).output
     return moodle, dynamic, by_hand
 
 
