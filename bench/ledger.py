@@ -79,9 +79,9 @@ class Generator:
     FOUNDATION_CHUNKS = ([6], [3, 3], [2, 2, 2], [1.5, 1.5, 3], [3])  # the last: only half done yet
     ELECTIVE_CHUNKS = ([3], [3], [3], [1.5, 1.5])
 
-    def __init__(self, catalog, platform_id: int, instructor_account_id: int):
+    def __init__(self, catalog, lms_id: int, instructor_account_id: int):
         self.catalog = catalog
-        self.platform_id = platform_id
+        self.lms_id = lms_id
         self.instructor = instructor_account_id
         self.by_group = {g.id: [m for m in catalog.modules if m.group == g.id] for g in catalog.program.groups}
         self.next_entry_id = 1
@@ -97,7 +97,7 @@ class Generator:
         account_id = self.account_id(person_id)
         person = {"id": person_id, "name": f"Member {person_id}", "email": f"member{person_id}@example.org",
                   "program_admin": False, "created_at": created}
-        account = {"id": account_id, "platform_id": self.platform_id, "sub": f"sub-{person_id}",
+        account = {"id": account_id, "lms_id": self.lms_id, "sub": f"sub-{person_id}",
                    "person_id": person_id, "name": person["name"], "email": person["email"],
                    "created_at": created, "last_launch_at": created}
         reversal = rng.random() < 0.35
@@ -206,7 +206,7 @@ class Bench:
 
         from lti_tool import create_app
         from lti_tool.extensions import db
-        from lti_tool.models import Account, Certificate, LedgerEntry, Person, Platform
+        from lti_tool.models import Account, Certificate, LedgerEntry, LmsIdentity, Person, Platform
 
         self.db = db
         self.tables = {"people": Person.__table__, "accounts": Account.__table__,
@@ -225,17 +225,19 @@ class Bench:
             self.catalog = current_catalog()
             now = datetime.now(timezone.utc)
             with db.engine.begin() as conn:
-                platform_id = conn.execute(sa.insert(Platform.__table__).values(
+                lms_id = conn.execute(sa.insert(LmsIdentity.__table__).values(
+                    issuer="https://canvas.bench.example", client_id="", name="Bench Canvas", created_at=now)
+                    .returning(LmsIdentity.__table__.c.id)).scalar_one()
+                conn.execute(sa.insert(Platform.__table__).values(lms_id=lms_id,
                     name="Bench Canvas", issuer="https://canvas.bench.example", client_id="bench",
                     auth_login_url="https://canvas.bench.example/auth",
                     auth_token_url="https://canvas.bench.example/token", accept_new_deployments=False,
-                    registered_by="manual", product="canvas", created_at=now).returning(
-                    Platform.__table__.c.id)).scalar_one()
+                    registered_by="manual", product="canvas", created_at=now))
                 conn.execute(sa.insert(Account.__table__).values(
-                    id=1, platform_id=platform_id, sub="bench-instructor", person_id=None,
+                    id=1, lms_id=lms_id, sub="bench-instructor", person_id=None,
                     name="Bench Instructor", email="instructor@example.org", created_at=now))
             db.session.remove()
-        self.gen = Generator(self.catalog, platform_id, instructor_account_id=1)
+        self.gen = Generator(self.catalog, lms_id, instructor_account_id=1)
         print(f"database:   {self.backend} ({self.safe_url()})")
         print(f"schema:     flask_migrate.upgrade() in {time.monotonic() - t:.1f} s")
 

@@ -54,7 +54,10 @@ def platform_list():
                    "LTI Dynamic Registration.")
     for p in rows:
         deployments = ", ".join(d.deployment_id for d in p.deployments) or "none yet"
-        click.echo(f"{p.id}\t{p.name}\n\tissuer: {p.issuer}\n\tclient id: {p.client_id}\n"
+        # Registrations of one LMS share its members and courses: say so, so a duplicate is visible.
+        same_lms = [str(o.id) for o in rows if o.lms_id == p.lms_id and o.id != p.id]
+        shared = f" (the same LMS as registration {', '.join(same_lms)})" if same_lms else ""
+        click.echo(f"{p.id}\t{p.name}{shared}\n\tissuer: {p.issuer}\n\tclient id: {p.client_id}\n"
                    f"\tlogin: {p.auth_login_url}\n\ttoken: {p.auth_token_url}\n"
                    f"\tkey set: {p.key_set_url or 'stored'}\n\tdeployments: {deployments}"
                    f"{' (new ones accepted)' if p.accept_new_deployments else ''}\n"
@@ -64,9 +67,10 @@ def platform_list():
 @platform_cli.command("remove")
 @click.option("--issuer", required=True)
 @click.option("--client-id", required=True)
-@click.confirmation_option(prompt="Remove this platform and every course, account and launch recorded under it?")
+@click.confirmation_option(prompt="Remove this registration and its launches? With the LMS's last registration, "
+                                  "its courses and accounts go too.")
 def platform_remove(issuer, client_id):
-    """Remove a platform and what was recorded under it."""
+    """Remove a registration; with an LMS's last one, what was recorded in that LMS."""
     try:
         platform = platforms.remove_platform(issuer, client_id)
     except platforms.PlatformError as exc:
@@ -195,6 +199,21 @@ def admins_list():
         click.echo(f"{person.id}\t{person.name}\t{person.email}")
 
 
+certificates_cli = AppGroup("certificates", help="Certificates.")
+
+
+@certificates_cli.command("evaluate")
+def certificates_evaluate():
+    """Issue the certificates whose rules are met but not yet issued (after a migration merged people)."""
+    from lti_tool.services import certificates
+
+    issued = certificates.evaluate_uncertified()
+    db.session.commit()
+    for certificate in issued:
+        click.echo(f"Issued {certificate.number} to person {certificate.person_id} ({certificate.holder_name}).")
+    click.echo(f"{len(issued)} certificate(s) issued.")
+
+
 registration_cli = AppGroup("registration", help="One-time Dynamic Registration invitations, one per institution.")
 
 
@@ -254,5 +273,5 @@ def init_app(app: Flask) -> None:
     from lti_tool.cli_grades import grades_cli
 
     for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
-                  database_cli):
+                  database_cli, certificates_cli):
         app.cli.add_command(group)

@@ -250,7 +250,7 @@ def make_account(app):
                     "name": platform_issuer, "issuer": platform_issuer, "client_id": "c",
                     "auth_login_url": platform_issuer + "/auth", "auth_token_url": platform_issuer + "/token",
                     "key_set_url": platform_issuer + "/jwks"})
-            account = Account(platform_id=platform.id, sub=f"sub-{next(counter)}", name=name, email=email)
+            account = Account(lms_id=platform.lms_id, sub=f"sub-{next(counter)}", name=name, email=email)
             db.session.add(account)
             db.session.flush()
             person_id = ensure_person(account.id)

@@ -100,6 +100,10 @@ class PlatformEmulator:
     token_lifetime: int = 3600
     #: The name its addresses use: "localhost" puts it on another site than a tool served at 127.0.0.1.
     host: str = "127.0.0.1"
+    #: Which registration (client id) each access token was issued to, and which made each line item: as Moodle
+    #: does per tool type, a registration sees and writes only the columns it made (or the LMS's own).
+    token_clients: dict = field(default_factory=dict)
+    line_item_clients: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.keys:
@@ -234,6 +238,18 @@ class PlatformEmulator:
         token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
         return scope in self.tokens.get(token, ())
 
+    def _client_of(self, request) -> str | None:
+        return self.token_clients.get((request.headers.get("Authorization") or "").removeprefix("Bearer "))
+
+    def _visible(self, request, url: str) -> bool:
+        """Whether the registration of this request's token may see the line item."""
+        owner = self.line_item_clients.get(url)
+        return owner is None or owner == self._client_of(request)
+
+    def client_ids(self) -> set[str]:
+        """The client ids of the tool's registrations in this LMS (one, unless the LMS has several)."""
+        return {self.client_id}
+
     def _lineitems(self, request):
         if not self._authorized(request, "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"):
             return Response("unauthorized", status=401)
@@ -241,9 +257,10 @@ class PlatformEmulator:
             body = request.get_json()
             url = self.add_line_item(body.get("label"), body.get("scoreMaximum"), body.get("resourceLinkId"),
                                      body.get("resourceId"), body.get("tag"))
+            self.line_item_clients[url] = self._client_of(request)
             return Response(json.dumps(self.line_items[url]), status=201,
                             mimetype="application/vnd.ims.lis.v2.lineitem+json")
-        items = list(self.line_items.values())
+        items = [item for url, item in self.line_items.items() if self._visible(request, url)]
         rl = request.args.get("resource_link_id")
         if rl:
             items = [i for i in items if i.get("resourceLinkId") == rl]
@@ -253,7 +270,7 @@ class PlatformEmulator:
         url = self.base_url + request.path
         if request.path.endswith("/scores") and request.method == "POST":
             return self._score(request, url.removesuffix("/scores"))
-        if url not in self.line_items:
+        if url not in self.line_items or not self._visible(request, url):
             return Response("no such line item", status=404)
         return Response(json.dumps(self.line_items[url]), mimetype="application/vnd.ims.lis.v2.lineitem+json")
 
@@ -272,7 +289,7 @@ class PlatformEmulator:
             return Response(json.dumps({"error": "invalid_token"}), status=401, mimetype="application/json")
         if request.content_type != "application/vnd.ims.lis.v1.score+json":
             return Response("wrong content type", status=415)
-        if line_item_url not in self.line_items:
+        if line_item_url not in self.line_items or not self._visible(request, line_item_url):
             return Response("no such line item", status=404)
         body = request.get_json()
         self.scores.append(dict(body, lineItem=line_item_url))
@@ -362,12 +379,13 @@ class PlatformEmulator:
             jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
             claims = jwt.decode(assertion, RSAAlgorithm.from_jwk(json.dumps(jwk)), algorithms=["RS256"],
                                 audience=self.token_url)
-            assert claims["iss"] == claims["sub"] == self.client_id
+            assert claims["iss"] == claims["sub"] and claims["sub"] in self.client_ids()
         except Exception as exc:  # noqa: BLE001 - any bad assertion is the client's error
             return Response(json.dumps({"error": "invalid_client", "error_description": str(exc)}), status=401,
                             mimetype="application/json")
         token = uuid.uuid4().hex
         self.tokens[token] = set(form.get("scope", "").split())
+        self.token_clients[token] = claims["sub"]
         return Response(json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
                                     "scope": form.get("scope", "")}), mimetype="application/json")
 
@@ -514,6 +532,22 @@ class MoodleEmulator(PlatformEmulator):
 
     def type_of(self, client_id: str) -> int | None:
         return next((i for i, t in self.tool_types.items() if t["clientid"] == client_id), None)
+
+    def client_ids(self) -> set[str]:
+        return {self.client_id} | {t["clientid"] for t in self.tool_types.values()}
+
+    def add_tool_by_hand(self, name: str = "Bargaining Certificate (by hand)") -> int:
+        """Manage tools › configure a tool manually: an active tool type with a client id Moodle makes up."""
+        type_id = max(self.tool_types, default=0) + 1
+        self.tool_types[type_id] = {"clientid": uuid.uuid4().hex[:15], "state": "configured", "name": name,
+                                    "coursevisible": "preconfigured", "registration": {}}
+        return type_id
+
+    def use_tool(self, type_id: int, resource_link_id: str | None = None) -> None:
+        """Launch through tool type `type_id` from now on (its client id and deployment id), from one of its
+        activities (a resource link belongs to one tool type)."""
+        self.client_id, self.deployment_id = self.tool_types[type_id]["clientid"], str(type_id)
+        self.resource_link_id = resource_link_id or f"activity-of-type-{type_id}"
 
     def _wsgi(self, environ, start_response):
         request = Request(environ)

@@ -13,7 +13,6 @@ from lti_tool.models import (
     Account,
     CheckInCode,
     Course,
-    Deployment,
     LedgerEntry,
     OutboxScore,
     Platform,
@@ -48,15 +47,11 @@ def make_workshop(app, emulator, slug=FOUNDATIONS, event="Summer Conference 2026
     with app.app_context():
         platform = db.session.scalars(sa.select(Platform).where(Platform.issuer == emulator.issuer,
                                                                 Platform.client_id == emulator.client_id)).one()
-        deployment = db.session.scalars(sa.select(Deployment).where(
-            Deployment.platform_id == platform.id, Deployment.deployment_id == emulator.deployment_id)).one()
         context = context_id or emulator.context_id
         course = db.session.scalars(sa.select(Course).where(
-            Course.platform_id == platform.id, Course.deployment_id == deployment.id,
-            Course.context_id == context)).first()
+            Course.lms_id == platform.lms_id, Course.context_id == context)).first()
         if course is None:
-            course = Course(platform_id=platform.id, deployment_id=deployment.id, context_id=context,
-                            title=f"Course {context}")
+            course = Course(lms_id=platform.lms_id, context_id=context, title=f"Course {context}")
             db.session.add(course)
             db.session.flush()
         workshop = Workshop(public_id=str(uuid.uuid4()), course_id=course.id, module_slug=slug, event_name=event,

@@ -13,18 +13,16 @@ def _text(value, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
-def _sync_course(platform_id: int, deployment_pk: int, context: dict, now) -> int:
+def _sync_course(lms_id: int, context: dict, now) -> int:
     # Every member of a course shares this row: read it, and write only when new or changed, so launches
     # in one course do not queue behind each other's row lock.
     title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
     course = db.session.scalars(sa.select(Course).where(
-        Course.platform_id == platform_id, Course.deployment_id == deployment_pk,
-        Course.context_id == context["id"][:255])).first()
+        Course.lms_id == lms_id, Course.context_id == context["id"][:255])).first()
     if course is None:
         return upsert(db.session, Course, {
-            "platform_id": platform_id, "deployment_id": deployment_pk, "context_id": context["id"][:255],
-            "title": title, "label": label, "created_at": now,
-        }, conflict=["platform_id", "deployment_id", "context_id"], update=[])
+            "lms_id": lms_id, "context_id": context["id"][:255], "title": title, "label": label, "created_at": now,
+        }, conflict=["lms_id", "context_id"], update=[])
     if (course.title, course.label) != (title, label):
         course.title, course.label = title, label
     return course.id
@@ -44,7 +42,11 @@ def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) ->
 
 
 def record_launch(launch: ToolMessageLaunch) -> Launch:
-    """Upsert the account, course, enrolment and resource link of a validated launch; store the launch."""
+    """Upsert the account, course, enrolment and resource link of a validated launch; store the launch.
+
+    Accounts and courses are the LMS's (issuer + `sub`, issuer + context id; issuer + client id where the issuer
+    is shared), not the registration's: two registrations of one Moodle see the same members and courses.
+    """
     claims = launch.claims
     platform = launch.platform
     if platform is None:
@@ -54,20 +56,21 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
     session = db.session
 
     account_id = upsert(session, Account, {
-        "platform_id": platform.id, "sub": claims["sub"],
+        "lms_id": platform.lms_id, "sub": claims["sub"],
         "name": _text(claims.get("name"), 300), "given_name": _text(claims.get("given_name"), 200),
         "family_name": _text(claims.get("family_name"), 200), "email": _text(claims.get("email"), 320),
         "created_at": now, "last_launch_at": now,
-    }, conflict=["platform_id", "sub"], update=["name", "given_name", "family_name", "email", "last_launch_at"])
+    }, conflict=["lms_id", "sub"], update=["name", "given_name", "family_name", "email", "last_launch_at"])
 
-    deployment_pk = launch.deployment.id if launch.deployment is not None else upsert(session, Deployment, {
-        "platform_id": platform.id, "deployment_id": claims[Claim.DEPLOYMENT_ID], "created_at": now,
-    }, conflict=["platform_id", "deployment_id"], update=[])
+    if launch.deployment is None:  # a new deployment the registration accepts (Canvas installs): record it
+        upsert(session, Deployment, {
+            "platform_id": platform.id, "deployment_id": claims[Claim.DEPLOYMENT_ID], "created_at": now,
+        }, conflict=["platform_id", "deployment_id"], update=[])
 
     course_id = resource_link_pk = None
     context = claims.get(Claim.CONTEXT)
     if isinstance(context, dict):
-        course_id = _sync_course(platform.id, deployment_pk, context, now)
+        course_id = _sync_course(platform.lms_id, context, now)
         upsert(session, Enrolment, {
             "account_id": account_id, "course_id": course_id,
             "lti_roles": " ".join(r for r in claims.get(Claim.ROLES, []) if isinstance(r, str))[:4000],

@@ -1,4 +1,4 @@
-"""Platforms (LMS registrations), deployments, the tool's keys, courses, resource links and launches."""
+"""LMSs and their registrations (platforms), deployments, the tool's keys, courses, resource links and launches."""
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -11,6 +11,27 @@ if TYPE_CHECKING:  # for the annotation only: the relationship finds Account by 
     from lti_tool.models.people import Account
 
 
+class LmsIdentity(Base):
+    """One LMS, however many times the tool is registered in it: what accounts and courses belong to.
+
+    LTI makes `sub` unique within an issuer, so where an issuer names one LMS (Moodle, a self-hosted Canvas) the
+    issuer alone is the LMS, and two registrations of it (a dynamic one and one by hand) share members, courses and
+    hours. Where many customers share the issuer (Canvas cloud) only issuer + client id names one LMS.
+    """
+
+    __tablename__ = "lms_identities"
+    __table_args__ = (sa.UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The issuer without a trailing slash.
+    issuer: Mapped[str] = mapped_column(sa.String(500))
+    #: The client id where the issuer is shared between customers (Canvas cloud); empty where the issuer is one LMS.
+    client_id: Mapped[str] = mapped_column(sa.String(255), default="")
+    #: A label for admins: the name of the first registration.
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Platform(Base):
     """One registration of the tool in one LMS: found by issuer *and* client id."""
 
@@ -18,6 +39,8 @@ class Platform(Base):
     __table_args__ = (sa.UniqueConstraint("issuer", "client_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The LMS this registration is in (services.platforms.lms_for): its accounts and courses are that LMS's.
+    lms_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="RESTRICT"), index=True)
     #: A label for admins ("District Canvas", "State university Moodle").
     name: Mapped[str] = mapped_column(sa.String(200))
     issuer: Mapped[str] = mapped_column(sa.String(500))
@@ -41,6 +64,7 @@ class Platform(Base):
     product: Mapped[Optional[str]] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    lms: Mapped[LmsIdentity] = relationship()
     deployments: Mapped[list["Deployment"]] = relationship(
         back_populates="platform", cascade="all, delete-orphan", order_by="Deployment.id"
     )
@@ -98,24 +122,24 @@ class ToolKey(Base):
 
 
 class Course(Base):
-    """An LMS course (LTI context), per platform, deployment and context id."""
+    """An LMS course (LTI context), per LMS and context id, whichever registration it is launched through."""
 
     __tablename__ = "courses"
-    __table_args__ = (sa.UniqueConstraint("platform_id", "deployment_id", "context_id"),)
+    __table_args__ = (sa.UniqueConstraint("lms_id", "context_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
-    deployment_id: Mapped[int] = mapped_column(sa.ForeignKey("deployments.id", ondelete="CASCADE"))
+    lms_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="CASCADE"))
     context_id: Mapped[str] = mapped_column(sa.String(255))
     title: Mapped[Optional[str]] = mapped_column(sa.String(500))
     label: Mapped[Optional[str]] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    platform: Mapped[Platform] = relationship()
+    lms: Mapped[LmsIdentity] = relationship()
 
 
 class ResourceLink(Base):
-    """A placement of the tool in a course (a Canvas assignment or link, a Moodle activity)."""
+    """A placement of the tool in a course (a Canvas assignment or link, a Moodle activity); as the course, it is
+    the LMS's, whichever registration launches it."""
 
     __tablename__ = "resource_links"
     __table_args__ = (sa.UniqueConstraint("course_id", "resource_link_id"),)

@@ -1,7 +1,7 @@
-"""People, their accounts (one per platform), enrolments, registrations and account-linking codes.
+"""People, their accounts (one per LMS), enrolments, registrations and account-linking codes.
 
-A person may learn in several courses and in both Canvas and Moodle: each platform gives them an account, and
-all of a person's accounts share one certificate ledger.
+A person may learn in several courses and in both Canvas and Moodle: each LMS gives them an account (however many
+times the tool is registered in it), and all of a person's accounts share one certificate ledger.
 """
 from datetime import datetime
 from typing import Optional
@@ -29,13 +29,22 @@ class Person(Base):
 
 
 class Account(Base):
-    """A user as one platform knows them: per platform and `sub`."""
+    """A user as one LMS knows them: per LMS (models.lti.LmsIdentity) and `sub`."""
 
     __tablename__ = "accounts"
-    __table_args__ = (sa.UniqueConstraint("platform_id", "sub"),)
+    __table_args__ = (
+        sa.UniqueConstraint("lms_id", "sub"),
+        # An account is in an LMS, or it was merged into the one account that now stands for it there.
+        sa.CheckConstraint("(lms_id IS NULL) <> (merged_into_id IS NULL)", name="in_lms_or_merged"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
+    #: None only for an account merged into another (`merged_into_id`), which alone is found by launches.
+    lms_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="CASCADE"))
+    #: When the same LMS user had two accounts (two registrations of one LMS, before accounts were per LMS): the
+    #: account that stands for both. This one stays, with the ledger entries that name it, under the same person.
+    merged_into_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="RESTRICT"),
+                                                          index=True)
     sub: Mapped[str] = mapped_column(sa.String(255))
     #: The person this account belongs to; set at the first launch, changed only by linking or merging.
     person_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("people.id"), index=True)
@@ -46,8 +55,17 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_launch_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
-    platform = relationship("Platform")
+    lms = relationship("LmsIdentity")
+    merged_into: Mapped[Optional["Account"]] = relationship(remote_side=[id])
     person: Mapped[Optional[Person]] = relationship(back_populates="accounts")
+
+    @property
+    def lms_name(self) -> str:
+        """Name the LMS this account is in (for a merged account, its survivor's)."""
+        account = self
+        while account.lms is None and account.merged_into is not None:
+            account = account.merged_into
+        return account.lms.name if account.lms is not None else "an LMS"
 
     @property
     def display_name(self) -> str:

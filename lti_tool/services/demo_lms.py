@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 
+from lti_tool.services import platforms
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.lti.ags import SCORE_TYPE
@@ -150,6 +151,7 @@ def ensure_demo_platform() -> Platform:
                                                             Platform.client_id == CLIENT_ID)).first()
     if platform is None:
         platform = Platform(name="Demo LMS (built in)", issuer=issuer(), client_id=CLIENT_ID,
+                            lms=platforms.lms_for(issuer(), CLIENT_ID, "Demo LMS (built in)"),
                             auth_login_url="", auth_token_url="", registered_by="demo", product="demo")
         db.session.add(platform)
         db.session.flush()

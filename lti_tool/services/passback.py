@@ -155,28 +155,51 @@ def queue_module_completion(launch: Launch, module) -> OutboxScore | None:
     return queue_score(line_item_spec=spec, **score)
 
 
-def course_endpoint(course_id: int) -> ags.Endpoint | None:
+def course_endpoint(course_id: int, platform_id: int | None = None) -> ags.Endpoint | None:
     """Return the AGS endpoint of the course's latest launch that carried one with a line item container."""
-    recent = db.session.scalars(sa.select(Launch.claims).where(Launch.course_id == course_id)
-                                .order_by(Launch.created_at.desc()).limit(25))
-    for claims in recent:
+    found = _course_endpoint(course_id, platform_id)
+    return found[1] if found else None
+
+
+def _course_endpoint(course_id: int, platform_id: int | None) -> tuple[int, ags.Endpoint] | None:
+    # A course is the LMS's; its launches may come through several registrations: `platform_id` picks one.
+    query = sa.select(Launch.platform_id, Launch.claims).where(Launch.course_id == course_id)
+    if platform_id is not None:
+        query = query.where(Launch.platform_id == platform_id)
+    for launch_platform, claims in db.session.execute(query.order_by(Launch.created_at.desc()).limit(25)):
         endpoint = ags.endpoint(claims)
         if endpoint is not None and endpoint.can_manage_line_items and Scope.AGS_SCORE in endpoint.scopes:
-            return endpoint
+            return launch_platform, endpoint
     return None
+
+
+def _progress_endpoint(course_id: int) -> tuple[int, ags.Endpoint] | None:
+    """Return the registration and AGS endpoint the course's progress column is (or will be) kept through.
+
+    When two registrations of one LMS launch in a course, the column made through one is written through that one
+    (an LMS lets a registration write only the columns it made), so the course keeps one progress column.
+    """
+    made_through = db.session.scalars(sa.select(LineItem.platform_id).where(
+        LineItem.course_id == course_id, LineItem.tag == PROGRESS_TAG).order_by(LineItem.id).limit(1)).first()
+    if made_through is not None:
+        found = _course_endpoint(course_id, made_through)
+        if found is not None:
+            return found
+    return _course_endpoint(course_id, None)
 
 
 def queue_certificate_progress(person_id: int, course_id: int) -> list[OutboxScore]:
     """Queue the person's hours toward the certificate to the course's "Bargaining Certificate progress" column."""
     course = db.session.get(Course, course_id)
-    endpoint = course_endpoint(course_id) if course is not None else None
-    if course is None or endpoint is None:
+    found = _progress_endpoint(course_id) if course is not None else None
+    if course is None or found is None:
         return []
+    platform_id, endpoint = found
     accounts = list(db.session.scalars(sa.select(Account).join(Enrolment, Enrolment.account_id == Account.id).where(
-        Account.person_id == person_id, Account.platform_id == course.platform_id, Enrolment.course_id == course_id)))
-    if not accounts:  # e.g. graded from the roster before ever launching: the platform's accounts
+        Account.person_id == person_id, Account.lms_id == course.lms_id, Enrolment.course_id == course_id)))
+    if not accounts:  # e.g. graded from the roster before ever launching: the person's accounts in this LMS
         accounts = list(db.session.scalars(sa.select(Account).where(
-            Account.person_id == person_id, Account.platform_id == course.platform_id)))
+            Account.person_id == person_id, Account.lms_id == course.lms_id)))
     progress = ledger.person_progress(person_id)
     total = progress.total_required
     hours = min(progress.total_hours, total)
@@ -184,7 +207,7 @@ def queue_certificate_progress(person_id: int, course_id: int) -> list[OutboxSco
                ("Every requirement is met." if progress.met else f"Still needed: {'; '.join(progress.what_is_left)}."))
     spec = {"lineitems": endpoint.lineitems, "label": PROGRESS_LABEL, "scoreMaximum": float(total),
             "resourceId": PROGRESS_TAG, "tag": PROGRESS_TAG}
-    return [queue_score(platform_id=course.platform_id, course_id=course_id, user_id=account.sub,
+    return [queue_score(platform_id=platform_id, course_id=course_id, user_id=account.sub,
                         score_given=hours, score_maximum=total,
                         activity_progress="Completed" if progress.met else "InProgress",
                         grading_progress="FullyGraded", comment=comment, line_item_spec=spec)
@@ -525,8 +548,8 @@ class FailedScore:
 def failed_scores(course_id: int | None = None) -> list[FailedScore]:
     """Return the scores the LMS refused (of one course, or of all when course_id is None), newest first."""
     query = (sa.select(OutboxScore, Account, LineItem.label, Course.title, Course.label.label("course_label"))
-             .outerjoin(Account, sa.and_(Account.platform_id == OutboxScore.platform_id,
-                                         Account.sub == OutboxScore.user_id))
+             .outerjoin(Platform, Platform.id == OutboxScore.platform_id)
+             .outerjoin(Account, sa.and_(Account.lms_id == Platform.lms_id, Account.sub == OutboxScore.user_id))
              .outerjoin(LineItem, sa.and_(LineItem.platform_id == OutboxScore.platform_id,
                                           LineItem.url == OutboxScore.line_item_url))
              .outerjoin(Course, Course.id == OutboxScore.course_id)

@@ -79,7 +79,7 @@ def redeem_link_code(code: str, account_id: int) -> Person:
     if maker.id == here.id or maker.person_id == here.person_id:
         raise PeopleError("These accounts are already linked: enter the code while signed in through your "
                           "other LMS.")
-    if maker.platform_id == here.platform_id:
+    if maker.lms_id == here.lms_id:
         raise PeopleError("Both accounts are in the same LMS. Link an account from a different LMS, or ask the "
                           "program's administrators to merge them.")
     # Mark the code used atomically: two tabs entering one code link once.

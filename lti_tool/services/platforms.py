@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
 
 from lti_tool.extensions import db
+from lti_tool.lti import canvas
 from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.registration import (
     PlatformConfiguration,
@@ -13,7 +14,8 @@ from lti_tool.lti.registration import (
     send_registration,
     updates_existing,
 )
-from lti_tool.models import Deployment, Platform
+from lti_tool.models import Deployment, LmsIdentity, Platform
+from lti_tool.models.base import upsert, utcnow
 from lti_tool.services import invitations
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,29 @@ def find(issuer: str, client_id: str) -> Platform | None:
                                                         Platform.client_id == client_id)).first()
 
 
+def lms_key(issuer: str, client_id: str) -> tuple[str, str]:
+    """Return what names the LMS of a registration: the issuer, and the client id only where the issuer is shared.
+
+    LTI makes `sub` (and, in the LMSs this tool serves, context ids) unique within an issuer, so two registrations
+    of one Moodle are one LMS; Canvas cloud's issuers are shared by every customer, so there the client id counts.
+    """
+    issuer = issuer.rstrip("/")
+    return issuer, client_id if canvas.is_shared_issuer(issuer) else ""
+
+
+def lms_for(issuer: str, client_id: str, name: str) -> LmsIdentity:
+    """Return the LMS a registration with this issuer and client id is in, recording it the first time."""
+    issuer, key = lms_key(issuer, client_id)
+    lms_id = upsert(db.session, LmsIdentity, {"issuer": issuer, "client_id": key, "name": name[:200],
+                                              "created_at": utcnow()}, conflict=["issuer", "client_id"], update=[])
+    return db.session.get_one(LmsIdentity, lms_id)
+
+
+def registrations_of(lms_id: int) -> list[Platform]:
+    """Return the registrations of one LMS, oldest first."""
+    return list(db.session.scalars(sa.select(Platform).where(Platform.lms_id == lms_id).order_by(Platform.id)))
+
+
 def add_platform(data: dict) -> Platform:
     """Register a platform with its deployments; refuse duplicates and incomplete registrations."""
     try:
@@ -64,7 +89,7 @@ def add_platform(data: dict) -> Platform:
         raise PlatformError(f"A platform with issuer {values['issuer']} and client id {values['client_id']} "
                             "is already registered.")
     deployment_ids = values.pop("deployment_ids")
-    platform = Platform(**values)
+    platform = Platform(lms=lms_for(values["issuer"], values["client_id"], values["name"]), **values)
     db.session.add(platform)
     db.session.flush()
     for deployment_id in dict.fromkeys(deployment_ids):
@@ -89,19 +114,29 @@ def add_deployment(issuer: str, client_id: str, deployment_id: str) -> Deploymen
 
 
 def remove_platform(issuer: str, client_id: str) -> Platform:
-    """Remove a registration and everything recorded under it."""
+    """Remove a registration; with the last registration of an LMS, also what was recorded in that LMS."""
     from lti_tool.models import Account, LedgerEntry
 
     platform = find(issuer, client_id)
     if platform is None:
         raise PlatformError(f"No platform is registered for issuer {issuer} with client id {client_id}.")
+    lms = platform.lms
+    if len(registrations_of(lms.id)) > 1:
+        # Members and courses belong to the LMS, which another registration still serves: they stay.
+        db.session.delete(platform)
+        db.session.flush()
+        return platform
+    in_lms = sa.select(Account.id).where(Account.lms_id == lms.id)
     earned = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry).join(
-        Account, Account.id == LedgerEntry.account_id).where(Account.platform_id == platform.id))
+        Account, Account.id == LedgerEntry.account_id).where(
+        sa.or_(Account.id.in_(in_lms), Account.merged_into_id.in_(in_lms))))
     if earned:
         raise PlatformError(f"Members of this platform have {earned} ledger entries: the certificate ledger is "
                             "permanent, so the platform cannot be removed. Leave it registered (its members keep "
                             "their hours).")
     db.session.delete(platform)
+    db.session.flush()
+    db.session.delete(lms)
     db.session.flush()
     return platform
 
@@ -143,11 +178,15 @@ class DynamicOutcome:
 def plan_dynamic(openid_configuration: str, registration_token: str | None) -> DynamicPlan:
     """Read and check the platform's configuration; say what registering would do."""
     configuration = read_configuration(openid_configuration, registration_token)
-    # An issuer typed by hand may carry a trailing slash the platform's configuration does not.
-    spellings = {configuration.issuer, configuration.issuer.rstrip("/"), configuration.issuer.rstrip("/") + "/"}
-    existing = [] if configuration.shared_issuer else list(db.session.scalars(
-        sa.select(Platform).where(Platform.issuer.in_(spellings)).order_by(Platform.id)))
+    existing = [] if configuration.shared_issuer else _registrations_of_issuer(configuration.issuer)
     return DynamicPlan(configuration=configuration, update=updates_existing(registration_token), existing=existing)
+
+
+def _registrations_of_issuer(issuer: str) -> list[Platform]:
+    # The LMS an issuer names (an issuer typed by hand with a trailing slash is the same LMS).
+    issuer, _ = lms_key(issuer, "")
+    return list(db.session.scalars(sa.select(Platform).join(LmsIdentity, LmsIdentity.id == Platform.lms_id).where(
+        LmsIdentity.issuer == issuer, LmsIdentity.client_id == "").order_by(Platform.id)))
 
 
 def _differences(platform: Platform, configuration: PlatformConfiguration, deployment_id: str | None) -> list[str]:
@@ -208,7 +247,8 @@ def _duplicate_message(plan: DynamicPlan) -> str:
     else:
         how = f"To change it, update the existing tool in {configuration.product_label} instead of adding a new one."
     return (f"{configuration.display_name} (issuer {configuration.issuer}) is already registered with this tool: "
-            f"{known}. {how} Registering it again makes a second, separate tool in the LMS.")
+            f"{known}. {how} Registering it again makes a second, separate tool in the LMS (the tool still keeps one "
+            "set of members, courses and hours for it).")
 
 
 def _keep_existing(platform: Platform, configuration: PlatformConfiguration, answer) -> str:
@@ -226,6 +266,7 @@ def _keep_existing(platform: Platform, configuration: PlatformConfiguration, ans
 
 def _store_new(configuration: PlatformConfiguration, answer) -> Platform:
     platform = Platform(issuer=configuration.issuer, client_id=answer.client_id, name=configuration.display_name,
+                        lms=lms_for(configuration.issuer, answer.client_id, configuration.display_name),
                         auth_login_url=configuration.authorization_endpoint,
                         auth_token_url=configuration.token_endpoint, key_set_url=configuration.jwks_uri,
                         registered_by="dynamic", product=configuration.product,

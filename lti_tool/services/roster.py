@@ -47,22 +47,26 @@ def _known_instructors(course_id: int) -> list[Account]:
         .where(Enrolment.course_id == course_id, Enrolment.role != "member")))
 
 
-def _store(platform_id: int, course_id: int, members: list[nrps.Membership]) -> dict[str, Account]:
-    """Upsert an account (with its person) and an enrolment for each member; return the accounts by user id."""
+def _store(lms_id: int, course_id: int, members: list[nrps.Membership]) -> dict[str, Account]:
+    """Upsert an account (with its person) and an enrolment for each member; return the accounts by user id.
+
+    The roster's user ids are the LMS's `sub`s: a member read through one registration of an LMS is the same
+    account as when launching through another.
+    """
     now = utcnow()
     subs = [m.user_id for m in members]
     accounts: dict[str, Account] = {}
     for chunk in range(0, len(subs), 500):
         accounts.update((a.sub, a) for a in db.session.scalars(sa.select(Account).where(
-            Account.platform_id == platform_id, Account.sub.in_(subs[chunk:chunk + 500]))))
+            Account.lms_id == lms_id, Account.sub.in_(subs[chunk:chunk + 500]))))
     for member in members:
         account = accounts.get(member.user_id)
         if account is None:
             # One statement, so a launch by the same member at the same moment cannot make a second account.
             account_id = upsert(db.session, Account, {
-                "platform_id": platform_id, "sub": member.user_id, "name": member.name,
+                "lms_id": lms_id, "sub": member.user_id, "name": member.name,
                 "given_name": member.given_name, "family_name": member.family_name, "email": member.email,
-                "created_at": now}, conflict=["platform_id", "sub"], update=[])
+                "created_at": now}, conflict=["lms_id", "sub"], update=[])
             account = db.session.get_one(Account, account_id)
             accounts[member.user_id] = account
         else:
@@ -99,7 +103,7 @@ def load_roster(launch: Launch) -> Roster:
         return Roster(learners=known_learners(launch.course_id), instructors=_known_instructors(launch.course_id),
                       notice=f"{exc} Only members who have opened the tool in this course are listed; reload the "
                              "page to try again.")
-    accounts = _store(launch.platform_id, launch.course_id, members)
+    accounts = _store(launch.platform.lms_id, launch.course_id, members)
     active = [m for m in members if m.active]
     learners = _by_name({accounts[m.user_id].id: accounts[m.user_id] for m in active if m.learner}.values())
     instructors = _by_name({accounts[m.user_id].id: accounts[m.user_id] for m in active
