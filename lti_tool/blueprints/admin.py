@@ -25,7 +25,7 @@ def program_admin_required(view):
         person = g.launch.account.person
         if person is None or not person.program_admin:
             abort(403, description="Program administration is for people granted access by the tool's operator "
-                                   "(`flask --app lti_tool admins grant --email <your email>`).")
+                                   "(`flask --app lti_tool admins grant --platform <LMS> --sub <your LMS user id>`).")
         return view(*args, **kwargs)
 
     return wrapped
