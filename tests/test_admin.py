@@ -6,7 +6,7 @@ import re
 import sqlalchemy as sa
 
 from lti_tool.extensions import db
-from lti_tool.models import AuditEvent, LedgerEntry, Person
+from lti_tool.models import Account, AuditEvent, LedgerEntry, Person
 
 
 def text(response):
@@ -138,3 +138,53 @@ def test_spreadsheet_safe_cells():
     for plain in ["Maria Member", "-6.00", "3", "+4", "2026-11-28T10:00:00", "", "a=b"]:
         assert spreadsheet_safe(plain) == plain
     assert spreadsheet_safe(None) == ""
+
+
+def _adjust(browser, person_url, request_id, token, **fields):
+    data = {"csrf_token": token, "request_id": request_id, "module": "power-mapping", "hours": "3",
+            "reason": "Attended at the Winter Conference", **fields}
+    response = browser.post(person_url + "/adjust", data=data)
+    assert response.status_code == 303
+    return text(browser.get(response.location))
+
+
+def _ledger_and_audit(app):
+    with app.app_context():
+        entries = db.session.execute(sa.select(LedgerEntry.id, LedgerEntry.account_id, LedgerEntry.hours)
+                                     .where(LedgerEntry.source == "admin_adjustment")).all()
+        audits = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "ledger.adjust")).all()
+        return entries, [(a.person_id, a.details["entry_id"]) for a in audits]
+
+
+def test_adjustment_request_ids_are_per_person_and_a_changed_resubmission_is_refused(app, make_platform, do_launch,
+                                                                                    member_launch):
+    platform = make_platform()
+    platform.users["member2"] = type(platform.users["member"])("user-member-2", "Omar Other", "omar@example.org",
+                                                               platform.users["member"].roles)
+    member_launch(platform, browser=app.test_client())
+    member_launch(platform, "member2", browser=app.test_client(), name="Omar Other", email="omar@example.org")
+    browser, home = admin_home(app, platform, do_launch)
+    grant(app, platform)
+    with app.app_context():
+        maria, omar = (db.session.scalar(sa.select(Person.id).where(Person.name == n))
+                       for n in ("Maria Member", "Omar Other"))
+    maria_url, omar_url = f"{home}admin/people/{maria}", f"{home}admin/people/{omar}"
+    page = text(browser.get(maria_url))
+    token, request_id = csrf(page), re.search(r'name="request_id" value="([^"]+)"', page).group(1)
+
+    assert "The adjustment is recorded." in _adjust(browser, maria_url, request_id, token)
+    # The same form sent again (a double click, a reload): one entry, one audit row, and it says so.
+    again = _adjust(browser, maria_url, request_id, token)
+    assert "already recorded" in again and "nothing new was written" in again
+    # The same request id with other hours for the same person: refused, nothing written.
+    changed = _adjust(browser, maria_url, request_id, token, hours="1")
+    assert "was already used for a different adjustment" in changed
+    # The same request id for someone else is that person's own adjustment, not Maria's entry.
+    assert "The adjustment is recorded." in _adjust(browser, omar_url, request_id, token, hours="2")
+
+    entries, audits = _ledger_and_audit(app)
+    with app.app_context():
+        owner = {e.id: db.session.get(Account, e.account_id).person_id for e in entries}
+    assert sorted((owner[e.id], str(e.hours)) for e in entries) == sorted([(maria, "3.00"), (omar, "2.00")])
+    # One audit row per entry written, each naming its own person's entry.
+    assert sorted(audits) == sorted((owner[e.id], e.id) for e in entries)

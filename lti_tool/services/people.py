@@ -292,7 +292,8 @@ def grant_program_admin(person_id: int, *, how: str) -> Person:
     person = db.session.get(Person, person_id)
     if person is None:
         raise PeopleError(f"There is no person {person_id}: `admins grant --email` lists the candidates.")
-    person.program_admin = True
-    audit.record("people.grant_admin", actor_account_id=None, person_id=person.id, identified_by=how)
-    db.session.flush()
+    if not person.program_admin:  # the audit log names only what changed
+        person.program_admin = True
+        audit.record("people.grant_admin", actor_account_id=None, person_id=person.id, identified_by=how)
+        db.session.flush()
     return person
