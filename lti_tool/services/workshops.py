@@ -663,6 +663,10 @@ class CheckInError(WorkshopError):
     """A check-in code that does not work here, with what to do about it."""
 
 
+WRONG_CODE = ("That code does not work for this workshop. Check the code shown in the room, and that you opened "
+              "this workshop's link in your course, then try again.")
+
+
 class CheckInSchema(Schema):
     """The code a member types (spaces, dashes and case do not matter)."""
 
@@ -727,16 +731,9 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
                                                           CheckInCode.code == code)
                              .order_by(CheckInCode.expires_at.desc())).first()
     if own is None:
-        other = db.session.scalars(sa.select(CheckInCode).where(CheckInCode.code == code)
-                                   .order_by(CheckInCode.expires_at.desc())).first()
-        if other is None:
-            raise CheckInError("That code is not right. Check the code shown in the room and try again.")
-        elsewhere = db.session.get(Workshop, other.workshop_id)
-        if elsewhere.course_id == workshop.course_id:
-            raise CheckInError(f"That code is for another workshop in this course ({elsewhere.event_name}). Open "
-                               "the link of the workshop you are attending and enter it there.")
-        raise CheckInError("That code is for a workshop in another course. Open the workshop from the course it "
-                           "was given in, and enter the code there.")
+        # One answer for every code that is not this workshop's: whether it exists elsewhere is not the member's
+        # to learn (it would let guesses map other courses' codes).
+        raise CheckInError(WRONG_CODE)
     if own.expires_at <= now:
         raise CheckInError("That code has expired. Ask the instructor for the current code.")
     record = db.session.scalars(sa.select(WorkshopRecord).where(WorkshopRecord.workshop_id == workshop.id,
