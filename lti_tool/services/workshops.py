@@ -44,6 +44,10 @@ LINE_ITEM_TAG = "bargaining-certificate"
 SCORE_MAXIMUM = Decimal(100)
 MAX_COMMENT = 2000
 
+#: Invisible C0 controls (NUL, escape, ...) and DEL: dropped from comments, which PostgreSQL could not store
+#: (NUL) and nobody meant to type. Tab and line breaks stay.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 CHECK_IN_TTL = timedelta(hours=3)
 CHECK_IN_LENGTH = 6
 #: No 0/O, 1/I/L: codes are read off a projector and typed on phones.
@@ -128,6 +132,7 @@ class GradeRowSchema(Schema):
 
     @pre_load
     def _blanks_are_missing(self, data, **kwargs):
+        data = {**data, "comment": _CONTROL_CHARACTERS.sub("", data.get("comment") or "")}
         return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()
                 if not (isinstance(v, str) and not v.strip())}
 
