@@ -230,6 +230,8 @@ def admins_list():
 
     for person in db.session.scalars(sa.select(Person).where(Person.program_admin.is_(True))):
         click.echo(f"{person.id}\t{person.name}\t{person.email}")
+        for line in people.describe_accounts(person):  # who the LMSs say this is, not what was typed
+            click.echo(f"\t{line}")
 
 
 registration_cli = AppGroup("registration", help="One-time Dynamic Registration invitations, one per institution.")

@@ -57,6 +57,8 @@ def test_grant_by_platform_and_sub(app, runner, make_platform, do_launch, member
     assert result.exit_code == 0, result.output
     assert "is now a program admin" in result.output and "sub user-admin-1" in result.output
     assert admins(app) == {"Ada Admin"}
+    listing = runner.invoke(args=["admins", "list"]).output
+    assert "Ada Admin" in listing and f"{a.issuer}), sub user-admin-1" in listing and "b-admin-7" not in listing
     assert person_of(app, "b-admin-7") not in {p for p in [person_of(app, "user-admin-1")]}
     with app.app_context():
         event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "people.grant_admin")).one()

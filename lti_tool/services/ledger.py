@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from lti_tool.catalog import Catalog, current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, LedgerEntry
-from lti_tool.models.base import insert_once, upsert, utcnow
+from lti_tool.models.base import insert_once, utcnow
 from lti_tool.services import audit
 from lti_tool.services.rules import Progress, compute_progress
 
@@ -104,12 +104,14 @@ def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -
     existing = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.reverses_entry_id == entry.id)).first()
     if existing is not None:
         raise LedgerError(f"Entry {entry.id} was already reversed on {existing.recorded_at:%Y-%m-%d}.")
-    reversal_id = upsert(db.session, LedgerEntry, {
+    reversal_id, written = insert_once(db.session, LedgerEntry, {
         "account_id": entry.account_id, "module_slug": entry.module_slug, "group_id": entry.group_id,
         "hours": -entry.hours, "source": "reversal", "source_ref": f"reversal:{entry.id}",
         "content_version": entry.content_version, "recorded_by_account_id": actor_account_id,
         "recorded_at": utcnow(), "reverses_entry_id": entry.id, "reason": reason, "details": None,
-    }, conflict=["source", "source_ref"], update=[])
+    }, conflict=["source", "source_ref"])
+    if not written:  # a second request at the same moment: the first one's reversal stands, and its audit row
+        raise LedgerError(f"Entry {entry.id} was just reversed by another request.")
     return db.session.get(LedgerEntry, reversal_id)
 
 
