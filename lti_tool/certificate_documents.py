@@ -244,6 +244,15 @@ def hashed_identity(value: str, salt: str, identity_type: str) -> dict:
     }
 
 
+#: Bytes of random salt per credential: every download gets its own, so no table of precomputed hashes helps.
+SALT_BYTES = 32
+
+
+def certificate_number_identity(number: str) -> dict:
+    """An OB 3.0 IdentityObject naming the certificate number, in the clear (it is printed and public)."""
+    return {"type": "IdentityObject", "identityType": "identifier", "hashed": False, "identityHash": number}
+
+
 def open_badge_credential(
     data: CertificateData,
     *,
@@ -253,18 +262,24 @@ def open_badge_credential(
     criteria: str,
     description: str,
     salt: str | None = None,
+    identify_holder: bool = True,
 ) -> dict:
     """The certificate as an Open Badges 3.0 `OpenBadgeCredential` (unsigned; see `sign_credential`).
 
-    The holder is identified by a salted SHA-256 of their email (trimmed and lower-cased), never the plain
-    address. OB 3.0 requires a subject `id` or at least one `identifier`, so without an email the holder's
-    name is hashed instead (identityType "name"). `salt` defaults to a fresh random value.
+    The subject is always identified by the certificate number (public: it is on the PDF and `/verify`). With
+    `identify_holder` (the member's own signed copy) it also carries OB 3.0's hashed identity: SHA-256 of the
+    email (trimmed, lower-cased) with a long random salt made for this credential, so a verifier the member
+    gives it to, who knows the email, can check it; without an email, the name the certificate shows is hashed
+    instead. The copy anyone can fetch by number (`identify_holder=False`) carries no hash of the holder at all,
+    so nobody can collect hashes to test guessed addresses against.
     """
-    salt = salt if salt is not None else secrets.token_hex(16)
-    if data.holder_email:
-        identity = hashed_identity(data.holder_email.strip().lower(), salt, "emailAddress")
-    else:
-        identity = hashed_identity(data.holder_name.strip(), salt, "name")
+    identities = [certificate_number_identity(data.number)]
+    if identify_holder:
+        salt = salt if salt is not None else secrets.token_hex(SALT_BYTES)
+        if data.holder_email:
+            identities.insert(0, hashed_identity(data.holder_email.strip().lower(), salt, "emailAddress"))
+        else:
+            identities.insert(0, hashed_identity(data.holder_name.strip(), salt, "name"))
     total = float(data.total_hours)
     return {
         "@context": [VC_CONTEXT_V2, OB_CONTEXT],
@@ -281,7 +296,7 @@ def open_badge_credential(
         "validFrom": _iso_utc(data.issued_at),
         "credentialSubject": {
             "type": ["AchievementSubject"],
-            "identifier": [identity],
+            "identifier": identities,
             "achievement": {
                 "id": achievement_id,
                 "type": ["Achievement"],

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys
-from lti_tool.services import invitations, platforms
+from lti_tool.services import invitations, people, platforms
 
 platform_cli = AppGroup("platform", help="Register the LMS platforms the tool trusts.")
 deployment_cli = AppGroup("deployment", help="Add deployments to a registered platform.")
@@ -164,28 +164,66 @@ admins_cli = AppGroup("admins", help="Who may use the program-wide admin pages."
 
 
 @admins_cli.command("grant")
-@click.option("--email", help="The person's email (from their registration or LMS).")
-@click.option("--person-id", type=int, help="The person's number, when the email matches several.")
-def admins_grant(email, person_id):
-    """Let a person use the program admin pages (they also need an admin role in their LMS)."""
-    import sqlalchemy as sa
+@click.option("--person-id", type=int, help="The person's number (see the admin pages, or --email's list).")
+@click.option("--platform", "platform_ref", help="With --sub: the LMS, by its number or issuer (`platform list`).")
+@click.option("--sub", help="With --platform: the user's id in that LMS (the LTI `sub`).")
+@click.option("--email", help="List the people whose LMS accounts carry this email, and choose one.")
+def admins_grant(person_id, platform_ref, sub, email):
+    """Let a person use the program admin pages (they also need an admin role in their LMS).
 
-    from lti_tool.models import Person
+    Identify them by person number or by LMS identity. An email alone is never trusted: members type their
+    email on the registration form, so --email only lists the candidates with the accounts their LMSs vouch for.
+    """
+    import sys
 
-    if person_id:
-        people = [p for p in [db.session.get(Person, person_id)] if p]
-    elif email:
-        people = list(db.session.scalars(sa.select(Person).where(sa.func.lower(Person.email) == email.lower())))
-    else:
-        raise click.ClickException("Give --email or --person-id.")
-    if not people:
-        raise click.ClickException("Nobody matches: the person must have launched the tool once.")
-    if len(people) > 1:
-        listing = ", ".join(f"{p.id} ({p.name})" for p in people)
-        raise click.ClickException(f"Several people match: {listing}. Use --person-id.")
-    people[0].program_admin = True
+    given = sum(bool(x) for x in (person_id, platform_ref or sub, email))
+    if given != 1:
+        raise click.ClickException("Give one of --person-id N, --platform P --sub S, or --email X.")
+    try:
+        if person_id:
+            person = people.grant_program_admin(person_id, how=f"person id {person_id}")
+        elif platform_ref or sub:
+            account = people.account_by_lms_identity(platform_ref, sub)
+            if account.person_id is None:
+                raise people.PeopleError("That account has no person yet: ask them to open the tool once.")
+            person = people.grant_program_admin(account.person_id, how=f"LMS {account.lms_id} sub {account.sub}")
+        else:
+            person = _grant_by_email(email, interactive=sys.stdin.isatty())
+    except people.PeopleError as exc:
+        raise click.ClickException(str(exc)) from exc
     db.session.commit()
-    click.echo(f"Person {people[0].id} ({people[0].name}) is now a program admin.")
+    click.echo(f"Person {person.id} ({person.name}) is now a program admin. Their LMS accounts:")
+    for line in people.describe_accounts(person):
+        click.echo(f"  {line}")
+
+
+def _grant_by_email(email: str, *, interactive: bool):
+    """List the people whose LMS accounts carry the email, and grant the one the operator picks."""
+    candidates = people.people_with_lms_email(email)
+    typed_only = people.people_with_typed_email_only(email)
+    lines = []
+    for person in candidates:
+        lines.append(f"person {person.id}: {person.name}")
+        lines.extend(f"    {line}" for line in people.describe_accounts(person))
+    note = ""
+    if typed_only:
+        note = (f"\n{len(typed_only)} other person(s) typed this address on the registration form only; a typed "
+                "address proves nothing, so they are not offered (check with the LMS and use --platform/--sub).")
+    if not candidates:
+        raise people.PeopleError(f"No LMS account carries the email {email}: the person must have launched the "
+                                 f"tool once, or grant by --platform and --sub.{note}")
+    listing = "People whose LMS accounts carry " + email + ":\n" + "\n".join(lines) + note
+    if not interactive:
+        raise people.PeopleError(listing + "\nCheck which one is meant, then run again with --person-id N (or "
+                                           "--platform and --sub).")
+    click.echo(listing)
+    choice = click.prompt("Grant program-admin access to person number (blank to cancel)", default="",
+                          show_default=False).strip()
+    if not choice:
+        raise people.PeopleError("Cancelled: nobody was granted access.")
+    if not choice.isdigit() or int(choice) not in {p.id for p in candidates}:
+        raise people.PeopleError(f"{choice} is not one of the people listed: nobody was granted access.")
+    return people.grant_program_admin(int(choice), how=f"email {email}, chosen from the list")
 
 
 @admins_cli.command("list")
@@ -197,6 +235,8 @@ def admins_list():
 
     for person in db.session.scalars(sa.select(Person).where(Person.program_admin.is_(True))):
         click.echo(f"{person.id}\t{person.name}\t{person.email}")
+        for line in people.describe_accounts(person):  # who the LMSs say this is, not what was typed
+            click.echo(f"\t{line}")
 
 
 certificates_cli = AppGroup("certificates", help="Certificates.")

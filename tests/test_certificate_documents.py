@@ -202,7 +202,9 @@ def test_credential_fields(validator):
     assert achievement["criteria"] == {"narrative": "Complete every required module and 36.75 hours of training."}
     assert achievement["creditsAvailable"] == 36.75
 
-    (identity,) = subject["identifier"]
+    identity, number = subject["identifier"]
+    assert number == {"type": "IdentityObject", "identityType": "identifier", "hashed": False,
+                      "identityHash": "BC-2026-7F3K9Q"}
     expected = hashlib.sha256(b"maria.okonkwo@example.orgKosher").hexdigest()
     assert identity == {
         "type": "IdentityObject",
@@ -223,14 +225,24 @@ def test_identity_hash_matches_the_spec_example():
     )
 
 
-def test_salt_is_random_by_default():
-    salts = {make_credential()["credentialSubject"]["identifier"][0]["salt"] for _ in range(2)}
-    assert len(salts) == 2
+def test_salt_is_long_random_and_new_for_every_credential():
+    salts = {make_credential()["credentialSubject"]["identifier"][0]["salt"] for _ in range(5)}
+    assert len(salts) == 5 and all(len(bytes.fromhex(salt)) >= 32 for salt in salts)
+
+
+def test_the_public_copy_carries_no_hash_of_the_holder(validator):
+    for data in (make_data(), make_data(holder_email=None)):
+        credential = make_credential(data, identify_holder=False)
+        assert credential["credentialSubject"]["identifier"] == [
+            {"type": "IdentityObject", "identityType": "identifier", "hashed": False,
+             "identityHash": "BC-2026-7F3K9Q"}]
+        assert "salt" not in json.dumps(credential) and "sha256$" not in json.dumps(credential)
+        assert not list(validator.iter_errors(credential))
 
 
 def test_credential_without_email_still_identifies_its_holder(validator):
     credential = make_credential(make_data(holder_email=None), salt="pepper")
-    (identity,) = credential["credentialSubject"]["identifier"]
+    identity = credential["credentialSubject"]["identifier"][0]
     assert identity["identityType"] == "name"
     digest = hashlib.sha256("Maria Fernanda Okonkwo".encode() + b"pepper").hexdigest()
     assert identity["identityHash"] == f"sha256${digest}"

@@ -99,3 +99,42 @@ def test_verify_form_looks_up_a_number(app, client, home):
     certificate = earn(app, ALL)
     assert "Valid." in text(client.get(f"/verify/?number={certificate.number.lower()}"))
     assert "Certificate number" in text(client.get("/verify/"))
+
+
+def test_the_holders_email_is_checkable_in_their_copy_and_absent_from_the_public_one(app, client, home):
+    import hashlib
+    import json
+
+    certificate = earn(app, ALL)
+    public = client.get(f"/credentials/{certificate.number}").get_json()
+    published = json.dumps(public)
+    # Anyone with the number gets no hash and no salt to test guessed addresses against.
+    assert "sha256$" not in published and "salt" not in published and "maria" not in published.lower()
+    assert public["credentialSubject"]["identifier"] == [
+        {"type": "IdentityObject", "identityType": "identifier", "hashed": False, "identityHash": certificate.number}]
+    # The member's signed copy lets a verifier who knows the email check it, with a salt of its own.
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    copies = [verify_credential(text(client.get(home + "certificate-credential.jwt")), jwks) for _ in range(2)]
+    identities = [c["credentialSubject"]["identifier"][0] for c in copies]
+    for identity in identities:
+        assert identity["identityType"] == "emailAddress" and identity["hashed"] is True
+        digest = hashlib.sha256(("maria@example.org" + identity["salt"]).encode()).hexdigest()
+        assert identity["identityHash"] == f"sha256${digest}"
+        assert len(bytes.fromhex(identity["salt"])) >= 32
+    assert identities[0]["salt"] != identities[1]["salt"]
+
+
+def test_certificate_look_ups_are_rate_limited(app, client, home):
+    from lti_tool.blueprints.certificates import LOOKUPS
+
+    certificate = earn(app, ALL)
+    per_minute = int(LOOKUPS.split()[0])
+    # Pages, the form and the public credential share one budget: switching between them does not reset it.
+    urls = [f"/verify/BC-2026-GUESS{n}" for n in range(per_minute - 2)] + [
+        f"/verify/?number={certificate.number}", f"/credentials/{certificate.number}"]
+    assert all(client.get(url).status_code in (200, 404) for url in urls)
+    for url in (f"/verify/{certificate.number}", f"/credentials/{certificate.number}", "/verify/?number=X"):
+        refused = client.get(url)
+        assert refused.status_code == 429
+    page = text(client.get(f"/verify/{certificate.number}"))
+    assert "Too many certificate look-ups" in page and "Wait a few minutes" in page

@@ -24,7 +24,7 @@ def test_a_program_admin_sees_every_entry_with_source_review_date_and_use(app, p
     member_launch(platform)
     browser = app.test_client()
     admin_home = do_launch(platform, "admin", browser=browser).location
-    assert app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"]).exit_code == 0
+    assert app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"]).exit_code == 0
     people = text(browser.get(admin_home + "admin/"))
     assert re.search(r'href="[^"]+/admin/law-register/">Legal register</a>', people)
     page = text(browser.get(admin_home + "admin/law-register/"))
@@ -51,7 +51,7 @@ def test_an_entry_past_its_review_interval_is_marked_due(app, tmp_path, platform
     member_launch(platform)
     browser = app.test_client()
     admin_home = do_launch(platform, "admin", browser=browser).location
-    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"])
     page = text(browser.get(admin_home + "admin/law-register/"))
     assert "1 due for review" in page
     row = re.search(r'<tr id="law-c150e-9a-strike-ban">(.*?)</tr>', page, re.S).group(1)

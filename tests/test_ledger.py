@@ -95,8 +95,23 @@ def test_adjustment_needs_a_reason_and_is_audited(app, make_account):
                               reason="Attended the regional training in Worcester", actor_account_id=account,
                               request_id="r2")  # the same form submitted twice
         db.session.commit()
-        assert entry.id == again.id and str(entry.hours) == "1.50"
-        assert db.session.scalars(sa.select(AuditEvent.action)).all().count("ledger.adjust") >= 1
+        assert entry.entry.id == again.entry.id and str(entry.entry.hours) == "1.50"
+        assert entry.written and not again.written
+        assert db.session.scalars(sa.select(AuditEvent.action)).all().count("ledger.adjust") == 1
+
+
+def test_a_reference_already_used_for_another_entry_is_refused(app, make_account):
+    account, _ = make_account()
+    other, _ = make_account(name="Omar Other")
+    with app.app_context():
+        ledger.record_hours(account_id=account, module_slug="power-mapping", hours=3, source="workshop_grade",
+                            source_ref="workshop_grade:7")
+        for changed in ({"account_id": other}, {"hours": 2}, {"module_slug": "impact-bargaining"}):
+            values = {"account_id": account, "module_slug": "power-mapping", "hours": 3, **changed}
+            with pytest.raises(ledger.LedgerError, match="already used for a different entry"):
+                ledger.record_hours(source="workshop_grade", source_ref="workshop_grade:7", **values)
+        db.session.commit()
+        assert count(LedgerEntry) == 1
 
 
 def test_entries_are_never_updated_or_deleted_by_the_code(app, make_account):

@@ -254,7 +254,7 @@ def test_failed_scores_are_the_courses_own_and_admins_see_all(app, lms, make_pla
 
     # An LMS admin without program access sees their course's; with it, every course's.
     assert "Maria Member" in text(admin.get(admin_home + "grades/failed"))
-    app.test_cli_runner().invoke(args=["admins", "grant", "--email", "ada@example.org"])
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", lms.issuer, "--sub", "user-admin-1"])
     everything = text(admin.get(admin_home + "grades/failed"))
     assert "Maria Member" in everything and "Course course-101" in everything
     token = csrf(everything)

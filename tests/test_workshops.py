@@ -596,7 +596,7 @@ def test_a_new_code_replaces_the_earlier_one(app, client, platform, do_launch, w
 
 
 @pytest.mark.parametrize("code, message", [
-    ("ZZZZZZ", "That code is not right."),
+    ("ZZZZZZ", "That code does not work for this workshop."),
     ("12", "Enter the 6-character code shown in the room."),
     ("", "Enter the code shown in the room."),
 ])
@@ -613,6 +613,9 @@ def test_wrong_codes_are_refused(app, client, platform, do_launch, workshop, mem
     assert rows(app, WorkshopRecord) == []
 
 
+WRONG = "That code does not work for this workshop. Check the code shown in the room"
+
+
 def test_code_of_another_workshop_in_the_course_is_refused(app, client, platform, do_launch, workshop,
                                                            member_browser):
     browser, attend = member_browser
@@ -620,8 +623,9 @@ def test_code_of_another_workshop_in_the_course_is_refused(app, client, platform
     place(platform, other, POWER_MAPPING, link="workshop-link-2")
     code = _make_code(client, open_as_instructor(client, do_launch, platform))
     response = _check_in(browser, attend, code)
-    assert response.status_code == 422
-    assert "That code is for another workshop in this course (Winter Conference 2027)" in text(response)
+    # The same words as for a code that exists nowhere: a guess learns nothing about other workshops.
+    assert response.status_code == 422 and WRONG in text(response)
+    assert "Winter Conference" not in text(response)
     assert rows(app, WorkshopRecord) == []
 
 
@@ -633,7 +637,50 @@ def test_code_of_a_workshop_in_another_course_is_refused(app, client, platform, 
     place(platform, other, FOUNDATIONS, link="workshop-link-3")
     code = _make_code(client, open_as_instructor(client, do_launch, platform))
     response = _check_in(browser, attend, code)
-    assert response.status_code == 422 and "That code is for a workshop in another course" in text(response)
+    assert response.status_code == 422 and WRONG in text(response) and "another course" not in text(response)
+    assert rows(app, WorkshopRecord) == []
+
+
+def test_wrong_codes_are_rate_limited_per_member(app, client, platform, do_launch, workshop, member_browser,
+                                                 member_launch):
+    from flask.testing import FlaskClient
+
+    assert app.config["RATELIMIT_ENABLED"]
+    browser, attend = member_browser
+    code = _make_code(client, open_as_instructor(client, do_launch, platform))
+    wrong = "YYYYYY" if code != "YYYYYY" else "ZZZZZZ"
+    for _ in range(5):
+        assert _check_in(browser, attend, wrong).status_code == 422
+    blocked = _check_in(browser, attend, code)  # even the right code waits: the sixth try in a minute
+    assert blocked.status_code == 429
+    assert "Too many wrong codes: wait a few minutes" in text(blocked) and "ask the instructor" in text(blocked)
+    assert rows(app, WorkshopRecord) == []
+    assert browser.get(attend).status_code == 200  # the page itself stays readable
+    # Another member in the same room (the same network address) is not held up by it.
+    platform.users["member2"] = type(platform.users["member"])("user-member-2", "Omar Other", "omar@example.org",
+                                                               platform.users["member"].roles)
+    neighbour = FlaskClient(app, use_cookies=True)
+    their_attend = neighbour.get(member_launch(platform, "member2", browser=neighbour)).location
+    assert _check_in(neighbour, their_attend, code).status_code == 303
+    assert [r.account_id for r in rows(app, WorkshopRecord)] == [account_id(app, "user-member-2")]
+
+
+def test_the_check_in_address_is_rate_limited_per_network_address(app, client):
+    from lti_tool.blueprints.workshops import CHECK_IN_LINKS
+
+    allowed = int(CHECK_IN_LINKS.split()[0])
+    for n in range(allowed):
+        assert client.get(f"/check-in/GUESS{n % 10}").status_code == 200
+    refused = client.get("/check-in/ANOTHER")
+    assert refused.status_code == 429 and "wait a minute" in text(refused)
+
+
+def test_right_codes_do_not_count_toward_the_limit(app, client, platform, do_launch, workshop, member_browser):
+    browser, attend = member_browser
+    code = _make_code(client, open_as_instructor(client, do_launch, platform))
+    token = csrf(text(browser.get(attend)))
+    for _ in range(8):  # already checked in: each answer is still a success, and none is counted
+        assert browser.post(attend, data={"csrf_token": token, "code": code}).status_code == 303
 
 
 def test_instructor_cannot_check_in(client, platform, do_launch, workshop):

@@ -25,7 +25,7 @@ def program_admin_required(view):
         person = g.launch.account.person
         if person is None or not person.program_admin:
             abort(403, description="Program administration is for people granted access by the tool's operator "
-                                   "(`flask --app lti_tool admins grant --email <your email>`).")
+                                   "(`flask --app lti_tool admins grant --platform <LMS> --sub <your LMS user id>`).")
         return view(*args, **kwargs)
 
     return wrapped
@@ -63,15 +63,16 @@ def person(launch_id: str, person_id: int):
         reversed_ids={e.reverses_entry_id for e in ledger.entries_for_person(person_id) if e.reverses_entry_id})
 
 
-def _run(action, launch_id, person_id, success: str):
+def _run(action, launch_id, person_id, success):
+    """Run an admin action in the request's transaction; `success` is the message, or makes it from the result."""
     try:
-        action()
+        result = action()
     except (ledger.LedgerError, people.PeopleError, certificate_service.CertificateError) as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:
         db.session.commit()
-        flash(success, "success")
+        flash(success(result) if callable(success) else success, "success")
     return _back(launch_id, person_id)
 
 
@@ -83,12 +84,15 @@ def adjust(launch_id: str, person_id: int):
     form = request.form
 
     def act():
-        ledger.adjust(person_id=person_id, module_slug=form.get("module", ""), hours=form.get("hours", ""),
-                      reason=form.get("reason", ""), actor_account_id=g.launch.account_id,
-                      request_id=form.get("request_id", ""))
-        certificate_service.evaluate(person_id)
+        adjustment = ledger.adjust(person_id=person_id, module_slug=form.get("module", ""),
+                                   hours=form.get("hours", ""), reason=form.get("reason", ""),
+                                   actor_account_id=g.launch.account_id, request_id=form.get("request_id", ""))
+        if adjustment.written:
+            certificate_service.evaluate(person_id)
+        return adjustment
 
-    return _run(act, launch_id, person_id, "The adjustment is recorded.")
+    return _run(act, launch_id, person_id, lambda adjustment: "The adjustment is recorded." if adjustment.written
+                else "This adjustment was already recorded (the form was sent twice): nothing new was written.")
 
 
 @bp.post("/people/<int:person_id>/entries/<int:entry_id>/reverse")

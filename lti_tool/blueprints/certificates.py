@@ -7,6 +7,7 @@ from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
 from lti_tool.certificate_documents import (CertificateData, open_badge_credential, render_pdf,
                                             sign_credential)
+from lti_tool.extensions import limiter
 from lti_tool.lti import keys
 from lti_tool.lti.claims import ToolRole
 from lti_tool.models import Certificate
@@ -16,6 +17,14 @@ from lti_tool.services.people import registration_for
 bp = Blueprint("certificates", __name__)
 
 ISSUER_NAME = "Bargaining Certificate Program"
+
+#: Look-ups by certificate number (verification pages and public credentials), per network address, shared:
+#: enough for an employer checking a stack of certificates, far too few to walk the numbers.
+LOOKUPS = "30 per minute; 300 per day"
+_lookups = limiter.shared_limit(
+    LOOKUPS, scope="certificate-lookup",
+    error_message="Too many certificate look-ups from this network address. Wait a few minutes and try again; "
+                  "to check many certificates, write to the program's contact address.")
 
 
 def _base() -> str:
@@ -35,7 +44,7 @@ def _data(certificate: Certificate) -> CertificateData:
         holder_email=registration.email if registration else certificate.person.email)
 
 
-def _credential(certificate: Certificate) -> dict:
+def _credential(certificate: Certificate, *, identify_holder: bool) -> dict:
     catalog = current_catalog()
     program = catalog.program
     criteria = (f"Complete {program.total_hours:g} hours of training: "
@@ -45,7 +54,7 @@ def _credential(certificate: Certificate) -> dict:
     return open_badge_credential(
         _data(certificate), credential_id=f"{_base()}/credentials/{certificate.number}",
         achievement_id=f"{_base()}/achievements/bargaining-certificate", issuer_id=f"{_base()}/issuer",
-        criteria=criteria, description=program.description)
+        criteria=criteria, description=program.description, identify_holder=identify_holder)
 
 
 def _member_certificate() -> Certificate:
@@ -72,7 +81,8 @@ def credential(launch_id: str):
     """Download the member's Open Badges 3.0 credential, signed with the tool's key (VC-JWT)."""
     certificate = _member_certificate()
     signing = keys.signing_key()
-    token = sign_credential(_credential(certificate), kid=signing.kid, private_key_pem=signing.private_key_pem)
+    token = sign_credential(_credential(certificate, identify_holder=True), kid=signing.kid,
+                            private_key_pem=signing.private_key_pem)
     response = current_app.make_response(token)
     response.headers["Content-Type"] = "application/vc+jwt"
     response.headers["Content-Disposition"] = (f'attachment; filename="bargaining-certificate-'
@@ -81,17 +91,23 @@ def credential(launch_id: str):
 
 
 @bp.get("/verify/")
+@_lookups
 def verify_form():
     """Let anyone look up a certificate by its number."""
     number = (request.args.get("number") or "").strip()
     if number:
-        return verify(number)
+        return _verification(number)
     return render_template("certificates/verify.html", certificate=None, number=None)
 
 
 @bp.get("/verify/<number>")
+@_lookups
 def verify(number: str):
     """Confirm a certificate's holder, program and date, or say that it was revoked or does not exist."""
+    return _verification(number)
+
+
+def _verification(number: str):
     certificate = certificate_service.find_by_number(number)
     status = 200 if certificate else 404
     return render_template("certificates/verify.html", certificate=certificate, number=number,
@@ -99,12 +115,13 @@ def verify(number: str):
 
 
 @bp.get("/credentials/<number>")
+@_lookups
 def credential_document(number: str):
-    """Publish the credential's JSON at its id (no signature; the signed copy is the member's)."""
+    """Publish the credential's JSON at its id (no signature, no hash of the holder; the signed copy is the member's)."""
     certificate = certificate_service.find_by_number(number)
     if certificate is None or certificate.status == "revoked":
         abort(404, description="No valid credential has that number.")
-    return _credential(certificate)
+    return _credential(certificate, identify_holder=False)
 
 
 @bp.get("/issuer")

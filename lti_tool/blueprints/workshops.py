@@ -18,7 +18,7 @@ from flask import (
 from markupsafe import Markup
 
 from lti_tool.auth import LAUNCH_LIFETIME, SESSION_KEY, launch_required
-from lti_tool.extensions import db
+from lti_tool.extensions import db, limiter
 from lti_tool.lti.claims import ToolRole
 from lti_tool.models import Account, Launch
 from lti_tool.models.base import utcnow
@@ -26,6 +26,14 @@ from lti_tool.services import roster as roster_service
 from lti_tool.services import workshops as workshop_service
 
 bp = Blueprint("workshops", __name__)
+
+#: Wrong check-in codes a member may enter before waiting; counted per LMS account, not per address, because a
+#: whole room checks in through one venue network. Only refused codes count.
+CHECK_IN_ATTEMPTS = "5 per minute; 20 per hour"
+#: The QR address takes no login: per network address, generous enough for a room scanning at once.
+CHECK_IN_LINKS = "120 per minute"
+_TOO_MANY_CODES = ("Too many wrong codes: wait a few minutes, then enter the code shown in the room again. If it "
+                   "still does not work, ask the instructor to mark you present.")
 
 _ROW_FIELD = re.compile(r"^(present|hours|result|score|comment)-(\d+)$")
 
@@ -204,6 +212,8 @@ def check_in_code(launch_id: str, public_id: str):
 
 @bp.route("/l/<launch_id>/workshops/<public_id>/attend", methods=["GET", "POST"])
 @launch_required(ToolRole.MEMBER)
+@limiter.limit(CHECK_IN_ATTEMPTS, methods=["POST"], key_func=lambda: f"check-in:{g.launch.account_id}",
+               deduct_when=lambda response: response.status_code == 422, error_message=_TOO_MANY_CODES)
 def attend(launch_id: str, public_id: str):
     """Show a member the workshop and their attendance and result; check in with the room's code."""
     workshop, module = _workshop_or_404(public_id)
@@ -229,6 +239,8 @@ def attend(launch_id: str, public_id: str):
 
 
 @bp.get("/check-in/<code>")
+@limiter.limit(CHECK_IN_LINKS, error_message="Too many check-in requests from this network: wait a minute and "
+                                             "try again.")
 def check_in_link(code: str):
     """Open the check-in of the QR code: in this browser's launch of that course, or say how to get there."""
     workshop = workshop_service.workshop_for_code(code)

@@ -63,6 +63,16 @@ def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, upda
     return statement
 
 
+def insert_once(session, model, values: dict, conflict: list[str]) -> tuple[int, bool]:
+    """Insert a row unless the unique key `conflict` exists; return the row's id and whether this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), ())
+    row_id = session.execute(statement, values).scalar_one_or_none()
+    if row_id is not None:
+        return row_id, True
+    return session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one(), False
+
+
 def upsert(session, model, values: dict, conflict: list[str], update: list[str]):
     """Insert a row or, when the unique key `conflict` exists, update the columns `update`; return the row's id.
 

@@ -1,6 +1,10 @@
-"""CSV exports of the whole program: every person's progress, and every registration."""
+"""CSV exports of the whole program: every person's progress, and every registration.
+
+Every CSV the tool serves goes through `as_csv`, which makes each cell safe to open in a spreadsheet.
+"""
 import csv
 import io
+import re
 from collections import defaultdict
 from decimal import Decimal
 from typing import Iterator
@@ -14,9 +18,27 @@ from lti_tool.services.ledger import with_kind_of_credit
 from lti_tool.services.rules import compute_progress
 
 
+#: What spreadsheets read as the start of a formula (OWASP's CSV injection list): = + - @, tab, carriage return.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def spreadsheet_safe(value) -> str:
+    """Return the cell as text a spreadsheet shows as text, never runs: a leading ' before a formula start.
+
+    Plain numbers (a negative reversal's hours) stay numbers: they cannot carry a formula.
+    """
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
 def _csv_line(values) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    csv.writer(buffer).writerow([spreadsheet_safe(v) for v in values])
     return buffer.getvalue()
 
 
@@ -55,6 +77,6 @@ def registration_rows() -> Iterator[list]:
 
 
 def as_csv(rows: Iterator[list]) -> Iterator[str]:
-    """Turn rows into CSV text, a line at a time (so a large export streams)."""
+    """Turn rows into formula-safe CSV text, a line at a time (so a large export streams)."""
     for row in rows:
         yield _csv_line(row)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from lti_tool.catalog import Catalog, current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, LedgerEntry
-from lti_tool.models.base import upsert, utcnow
+from lti_tool.models.base import insert_once, utcnow
 from lti_tool.services import audit
 from lti_tool.services.rules import Progress, compute_progress
 
@@ -39,6 +39,19 @@ def record_hours(*, account_id: int, module_slug: str, hours, source: str, sourc
                  content_version: str | None = None, recorded_by_account_id: int | None = None,
                  reason: str | None = None, details: dict | None = None) -> LedgerEntry:
     """Record hours earned; the same (source, source_ref) twice gives back the first entry, never a second."""
+    return record_hours_once(account_id=account_id, module_slug=module_slug, hours=hours, source=source,
+                             source_ref=source_ref, content_version=content_version,
+                             recorded_by_account_id=recorded_by_account_id, reason=reason, details=details)[0]
+
+
+def record_hours_once(*, account_id: int, module_slug: str, hours, source: str, source_ref: str,
+                      content_version: str | None = None, recorded_by_account_id: int | None = None,
+                      reason: str | None = None, details: dict | None = None) -> tuple[LedgerEntry, bool]:
+    """Record hours once per (source, source_ref); return the entry and whether this call wrote it.
+
+    A reference already used for a different entry (another account, module, number of hours or reason) is
+    refused: handing back someone else's entry as if it were this one would report a write that never happened.
+    """
     catalog = current_catalog()
     module = catalog.module(module_slug)
     if module is None:
@@ -50,15 +63,30 @@ def record_hours(*, account_id: int, module_slug: str, hours, source: str, sourc
         raise LedgerError("An adjustment needs a reason.")
     if reason and len(reason) > MAX_REASON:
         raise LedgerError(f"The reason is longer than {MAX_REASON} characters.")
+    if len(source_ref) > 200:
+        raise LedgerError("The entry's reference is too long.")
     if db.session.get(Account, account_id) is None:
         raise LedgerError("There is no such account.")
-    entry_id = upsert(db.session, LedgerEntry, {
+    reason = (reason or "").strip() or None
+    entry_id, written = insert_once(db.session, LedgerEntry, {
         "account_id": account_id, "module_slug": module.slug, "group_id": module.group, "hours": amount,
         "source": source, "source_ref": source_ref, "content_version": content_version,
         "recorded_by_account_id": recorded_by_account_id, "recorded_at": utcnow(),
-        "reason": (reason or "").strip() or None, "details": details,
-    }, conflict=["source", "source_ref"], update=[])
-    return db.session.get_one(LedgerEntry, entry_id)
+        "reason": reason, "details": details,
+    }, conflict=["source", "source_ref"])
+    entry = db.session.get_one(LedgerEntry, entry_id)
+    if not written and (entry.account_id, entry.module_slug, Decimal(str(entry.hours)), entry.reason) != (
+            account_id, module.slug, amount, reason):
+        raise ReferenceReused(entry)
+    return entry, written
+
+
+class ReferenceReused(LedgerError):
+    """The reference of this write already stands for a different entry."""
+
+    def __init__(self, entry: LedgerEntry):
+        super().__init__(f"This reference was already used for a different entry ({entry.id}).")
+        self.entry = entry
 
 
 def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -> LedgerEntry:
@@ -76,12 +104,14 @@ def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -
     existing = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.reverses_entry_id == entry.id)).first()
     if existing is not None:
         raise LedgerError(f"Entry {entry.id} was already reversed on {existing.recorded_at:%Y-%m-%d}.")
-    reversal_id = upsert(db.session, LedgerEntry, {
+    reversal_id, written = insert_once(db.session, LedgerEntry, {
         "account_id": entry.account_id, "module_slug": entry.module_slug, "group_id": entry.group_id,
         "hours": -entry.hours, "source": "reversal", "source_ref": f"reversal:{entry.id}",
         "content_version": entry.content_version, "recorded_by_account_id": actor_account_id,
         "recorded_at": utcnow(), "reverses_entry_id": entry.id, "reason": reason, "details": None,
-    }, conflict=["source", "source_ref"], update=[])
+    }, conflict=["source", "source_ref"])
+    if not written:  # a second request at the same moment: the first one's reversal stands, and its audit row
+        raise LedgerError(f"Entry {entry.id} was just reversed by another request.")
     return db.session.get_one(LedgerEntry, reversal_id)
 
 
@@ -139,11 +169,19 @@ def person_ledger(person_id: int) -> PersonLedger:
     return PersonLedger(entries=entries, progress=progress, kinds=kinds)
 
 
+@dataclass(frozen=True)
+class Adjustment:
+    entry: LedgerEntry
+    #: False when the same form had already been recorded (a double submit): nothing new was written.
+    written: bool
+
+
 def adjust(*, person_id: int, module_slug: str, hours, reason: str, actor_account_id: int, request_id: str,
-           details: dict | None = None) -> LedgerEntry:
+           details: dict | None = None) -> Adjustment:
     """Add hours by hand (an admin's adjustment), with a reason, on the person's first account.
 
-    `request_id` comes from the form, so submitting the same form twice records one adjustment.
+    `request_id` comes from the form, so submitting the same form twice records one adjustment. It is scoped to
+    the admin and the person: another person's form, or another admin's, can never name this entry.
     """
     from lti_tool.models import Person
 
@@ -152,12 +190,19 @@ def adjust(*, person_id: int, module_slug: str, hours, reason: str, actor_accoun
         raise LedgerError("There is no such person.")
     if not request_id or len(request_id) > 100:
         raise LedgerError("The adjustment form is incomplete: reload the page and try again.")
-    entry = record_hours(account_id=person.accounts[0].id, module_slug=module_slug, hours=hours,
-                         source="admin_adjustment", source_ref=f"admin_adjustment:{request_id}",
-                         recorded_by_account_id=actor_account_id, reason=reason, details=details)
-    audit.record("ledger.adjust", actor_account_id=actor_account_id, person_id=person_id, reason=reason,
-                 entry_id=entry.id, module=module_slug, hours=str(entry.hours))
-    return entry
+    try:
+        entry, written = record_hours_once(
+            account_id=person.accounts[0].id, module_slug=module_slug, hours=hours, source="admin_adjustment",
+            source_ref=f"admin_adjustment:{actor_account_id}:{person_id}:{request_id}",
+            recorded_by_account_id=actor_account_id, reason=reason, details=details)
+    except ReferenceReused as exc:
+        raise LedgerError(f"This form was already used for a different adjustment (entry {exc.entry.id}, "
+                          f"{exc.entry.hours:g} hours of {exc.entry.module_slug}); nothing was written. Reload the "
+                          "page to enter another adjustment.") from exc
+    if written:  # the audit log names only what was written
+        audit.record("ledger.adjust", actor_account_id=actor_account_id, person_id=person_id, reason=reason,
+                     entry_id=entry.id, module=module_slug, hours=str(entry.hours))
+    return Adjustment(entry, written)
 
 
 def _forbid_edits(session, flush_context, instances):

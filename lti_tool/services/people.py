@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
 
 from lti_tool.extensions import db
-from lti_tool.models import Account, Certificate, LinkCode, Person, Registration
+from lti_tool.models import Account, Certificate, LinkCode, Person, Platform, Registration
 from lti_tool.models.base import rowcount, utcnow
 from lti_tool.services import audit, certificates
 
@@ -229,3 +229,72 @@ def find_people(query: str, limit: int = 50) -> list[Person]:
             Person.id.in_(sa.select(Account.person_id).where(sa.func.lower(Account.email).like(like))),
         ))
     return list(db.session.scalars(statement))
+
+
+# -- program-admin access -------------------------------------------------------------------------------------
+
+def account_by_lms_identity(platform: str, sub: str) -> Account:
+    """Return the account an LMS knows as `sub`; `platform` is a registration's number or its issuer.
+
+    Two registrations of one LMS share its accounts, so either names the same person. An issuer shared by
+    several customers' LMSs (Canvas cloud) must match one account only, else the caller is asked for the
+    platform's number.
+    """
+    platform, sub = (platform or "").strip(), (sub or "").strip()
+    if not platform or not sub:
+        raise PeopleError("Give both --platform (its number or issuer, see `platform list`) and --sub (the user's "
+                          "id in that LMS).")
+    registrations = sa.select(Platform.lms_id)
+    registrations = (registrations.where(Platform.id == int(platform)) if platform.isdigit() and len(platform) < 10
+                     else registrations.where(Platform.issuer.in_({platform, platform.rstrip("/")})))
+    found = list(db.session.scalars(sa.select(Account).where(Account.sub == sub, Account.lms_id.in_(registrations))
+                                    .order_by(Account.id)))
+    if not found:
+        raise PeopleError(f"No account with sub '{sub}' on platform '{platform}': the person must have launched "
+                          "the tool from that LMS once (`platform list` shows the platforms).")
+    if len(found) > 1:
+        listing = "; ".join(f"{a.lms.name} (client id {a.lms.client_id or '-'})" for a in found)
+        raise PeopleError(f"Several LMSs with issuer '{platform}' have an account '{sub}': {listing}. "
+                          "Give --platform as the platform's number (`platform list`).")
+    if found[0].person_id is None:
+        raise PeopleError("That account has no person yet: ask them to open the tool from their LMS once.")
+    return found[0]
+
+
+def people_with_lms_email(email: str) -> list[Person]:
+    """Return the people one of whose LMS accounts carries this email (what the LMS says, not a typed form)."""
+    email = (email or "").strip().lower()
+    if not email:
+        return []
+    return list(db.session.scalars(
+        sa.select(Person).where(Person.id.in_(sa.select(Account.person_id).where(
+            sa.func.lower(Account.email) == email))).order_by(Person.id)))
+
+
+def people_with_typed_email_only(email: str) -> list[Person]:
+    """Return the people who typed this email on the registration form but whose LMS accounts do not carry it."""
+    email = (email or "").strip().lower()
+    lms = {p.id for p in people_with_lms_email(email)}
+    typed = db.session.scalars(sa.select(Person).where(sa.or_(
+        sa.func.lower(Person.email) == email,
+        Person.id.in_(sa.select(Registration.person_id).where(sa.func.lower(Registration.email) == email))))
+        .order_by(Person.id))
+    return [p for p in typed if p.id not in lms]
+
+
+def describe_accounts(person: Person) -> list[str]:
+    """One line per LMS account of the person: platform, sub, and the name and email the LMS gave."""
+    return [f"LMS {a.lms.name} ({a.lms.issuer}), sub {a.sub}: "
+            f"{a.display_name}{f' <{a.email}>' if a.email else ''}" for a in person.accounts if a.lms is not None]
+
+
+def grant_program_admin(person_id: int, *, how: str) -> Person:
+    """Give a person program-admin access, and record how the operator identified them."""
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise PeopleError(f"There is no person {person_id}: `admins grant --email` lists the candidates.")
+    if not person.program_admin:  # the audit log names only what changed
+        person.program_admin = True
+        audit.record("people.grant_admin", actor_account_id=None, person_id=person.id, identified_by=how)
+        db.session.flush()
+    return person

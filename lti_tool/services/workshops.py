@@ -45,6 +45,10 @@ LINE_ITEM_TAG = "bargaining-certificate"
 SCORE_MAXIMUM = Decimal(100)
 MAX_COMMENT = 2000
 
+#: Invisible C0 controls (NUL, escape, ...) and DEL: dropped from comments, which PostgreSQL could not store
+#: (NUL) and nobody meant to type. Tab and line breaks stay.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 CHECK_IN_TTL = timedelta(hours=3)
 CHECK_IN_LENGTH = 6
 #: No 0/O, 1/I/L: codes are read off a projector and typed on phones.
@@ -129,6 +133,7 @@ class GradeRowSchema(Schema):
 
     @pre_load
     def _blanks_are_missing(self, data, **kwargs):
+        data = {**data, "comment": _CONTROL_CHARACTERS.sub("", data.get("comment") or "")}
         return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()
                 if not (isinstance(v, str) and not v.strip())}
 
@@ -669,6 +674,10 @@ class CheckInError(WorkshopError):
     """A check-in code that does not work here, with what to do about it."""
 
 
+WRONG_CODE = ("That code does not work for this workshop. Check the code shown in the room, and that you opened "
+              "this workshop's link in your course, then try again.")
+
+
 class CheckInSchema(Schema):
     """The code a member types (spaces, dashes and case do not matter)."""
 
@@ -733,16 +742,9 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
                                                           CheckInCode.code == code)
                              .order_by(CheckInCode.expires_at.desc())).first()
     if own is None:
-        other = db.session.scalars(sa.select(CheckInCode).where(CheckInCode.code == code)
-                                   .order_by(CheckInCode.expires_at.desc())).first()
-        if other is None:
-            raise CheckInError("That code is not right. Check the code shown in the room and try again.")
-        elsewhere = db.session.get_one(Workshop, other.workshop_id)
-        if elsewhere.course_id == workshop.course_id:
-            raise CheckInError(f"That code is for another workshop in this course ({elsewhere.event_name}). Open "
-                               "the link of the workshop you are attending and enter it there.")
-        raise CheckInError("That code is for a workshop in another course. Open the workshop from the course it "
-                           "was given in, and enter the code there.")
+        # One answer for every code that is not this workshop's: whether it exists elsewhere is not the member's
+        # to learn (it would let guesses map other courses' codes).
+        raise CheckInError(WRONG_CODE)
     if own.expires_at <= now:
         raise CheckInError("That code has expired. Ask the instructor for the current code.")
     record = db.session.scalars(sa.select(WorkshopRecord).where(WorkshopRecord.workshop_id == workshop.id,
