@@ -179,7 +179,8 @@ def queue_module_completion(launch: Launch, module) -> OutboxScore | None:
              "grading_progress": "FullyGraded",
              "comment": f"Completed {module.title} (self-paced, {_hours(hours)} hours)."}
     if endpoint.lineitem and placed_module == module.slug:
-        return queue_score(line_item_url=endpoint.lineitem, **score)
+        # The placed link's own column, which the deep-linking response titled with the module's title.
+        return queue_score(line_item_url=endpoint.lineitem, label=module.title, **score)
     if not endpoint.can_manage_line_items or launch.resource_link is None:
         return None
     spec = {"lineitems": endpoint.lineitems, "resourceLinkId": launch.resource_link.resource_link_id,
@@ -409,10 +410,11 @@ def describe_failure(exc: ServiceError, *, gave_up_after: int | None = None, lin
         return (f"The LMS did not take the score after {gave_up_after} attempts (last: {last}). Check that the LMS "
                 "is up, then retry.")
     if status is None:
-        if exc.refused:  # the tool's own rules (an address it may not reach), in its own words
-            return str(exc).split(": ", 1)[-1]
-        return ("The LMS did not answer in time (the request timed out or the connection dropped). The tool tries "
-                "again by itself.")
+        if exc.maybe_delivered:
+            return ("The LMS did not answer in time (the request timed out or the connection dropped). The tool "
+                    "tries again by itself.")
+        # The tool's own words: its outbound rules (an address it may not reach) or its own error.
+        return str(exc).split(": ", 1)[-1] if exc.refused else str(exc)
     if status in (400, 409) and ags.refused_as_not_newer(exc):
         return (f"The LMS already has a newer grade for this member in this column (HTTP {status}), perhaps "
                 "entered in the LMS. Retry sends this score as the newest, replacing it.")
