@@ -453,7 +453,7 @@ class PlatformEmulator:
 def _parse_time(value: str) -> float:
     from datetime import datetime
 
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(value).timestamp()  # Python 3.11 reads the trailing "Z"
 
 
 def login_params(emulator: PlatformEmulator, user: str = "member", **extra) -> dict:

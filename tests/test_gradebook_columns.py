@@ -7,10 +7,18 @@ import sqlalchemy as sa
 
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
-from lti_tool.models import Account, Course, LedgerEntry, LineItem, OutboxScore, ProgressColumn, Workshop
+from lti_tool.models import (
+    Account,
+    Course,
+    LedgerEntry,
+    LineItem,
+    OutboxScore,
+    ProgressColumn,
+    Workshop,
+)
 from lti_tool.services import passback
 from tests.platform import LTI
-from tests.test_deep_linking import WORKSHOP, open_picker, page, read_response, settings, submit
+from tests.test_deep_linking import WORKSHOP, open_picker, page, read_response, submit
 from tests.test_passback import complete_module
 from tests.test_workshops import (
     GRADE_COLUMN,

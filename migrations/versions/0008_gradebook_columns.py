@@ -12,9 +12,8 @@ Revises: 0005_registration_invitations
 Create Date: 2026-11-28 12:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0008_gradebook_columns'
