@@ -61,7 +61,7 @@ def test_no_progress_column_unless_the_instructor_chooses_it(app, client, platfo
     picker = page(client.get(open_picker(client, do_launch, platform)))
     box = re.search(r'<input type="checkbox" name="progress_column" value="1"[^>]*>', picker).group(0)
     assert "checked" not in box  # offered, off by default
-    assert "README says how to leave it out" in picker
+    assert "set its weight to 0" in picker and "Do not count this assignment towards the final grade" in picker
 
 
 def test_choosing_the_progress_column_fills_it_once_for_the_course(app, client, platform, do_launch,

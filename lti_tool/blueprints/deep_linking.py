@@ -8,6 +8,7 @@ from lti_tool.lti import deep_linking
 from lti_tool.lti.claims import ToolRole
 from lti_tool.lti.registration import tool_urls
 from lti_tool.services import passback, placements
+from lti_tool.wording import with_article
 
 bp = Blueprint("deep_linking", __name__)
 
@@ -32,7 +33,7 @@ def _render_picker(link_request, errors=None, form=None, status=200):
                            form_error=(errors or {}).get(placements.FORM_ERROR), form=form,
                            column_kinds=placements.COLUMN_KINDS,
                            has_progress_column=passback.has_progress_column(g.launch.course_id),
-                           progress_label=passback.PROGRESS_LABEL), status
+                           progress_label=passback.PROGRESS_LABEL, with_article=with_article), status
 
 
 @bp.route("/l/<launch_id>/deep-link", methods=["GET", "POST"])
