@@ -8,6 +8,7 @@ from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
 from lti_tool.models import Launch
 from lti_tool.models.base import utcnow
+from lti_tool.wording import with_article
 
 #: Launch ids this browser may use; the most recent few, so several courses can be open in tabs.
 SESSION_KEY = "launches"
@@ -44,8 +45,8 @@ def launch_required(minimum: ToolRole = ToolRole.MEMBER):
         def wrapped(*args, **kwargs):
             launch = load_launch(kwargs["launch_id"])
             if _RANK[ToolRole(launch.role)] < _RANK[minimum]:
-                abort(403, description=f"This page is for {minimum.value}s; you launched the tool as a "
-                                       f"{launch.role}.")
+                abort(403, description=f"This page is for {minimum.value}s; you launched the tool as "
+                                       f"{with_article(launch.role)}.")
             g.launch = launch
             return view(*args, **kwargs)
 

@@ -24,7 +24,8 @@ def _when(value) -> str:
 @click.option("--concurrency", type=click.IntRange(min=1, max=128), default=8, show_default=True,
               help="Scores sent at once.")
 @click.option("--lease-seconds", type=click.FloatRange(min=1), default=60, show_default=True,
-              help="How long a batch is reserved for this worker (a killed worker's batch is free after it).")
+              help="How long a batch is reserved for this worker (a killed worker's batch is free after it); "
+                   "more than 4 × LTI_HTTP_TIMEOUT + 6 s, since every send ends 5 s before its lease.")
 def sync(loop, interval, limit, concurrency, lease_seconds):
     """Send the scores that are due; print what happened."""
     stop = threading.Event()
@@ -65,7 +66,7 @@ def status():
 @click.option("--id", "score_ids", type=int, multiple=True, help="A failed score's number (repeatable).")
 @click.option("--all-failed", is_flag=True, help="Every failed score.")
 def retry(score_ids, all_failed):
-    """Send failed scores again at the next sync."""
+    """Send failed scores again at the next sync, each with a new timestamp (it replaces what the LMS has)."""
     if not score_ids and not all_failed:
         raise click.ClickException("Give --id N (repeatable) or --all-failed.")
     count = passback.retry_all_failed() if all_failed else passback.retry(score_ids)

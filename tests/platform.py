@@ -91,6 +91,20 @@ class PlatformEmulator:
     scores: list = field(default_factory=list)
     score_failures: list = field(default_factory=list)
     score_delay: float = 0.0
+    #: How the gradebook compares a score's timestamp with the result it holds (None: it takes every score):
+    #: "canvas" refuses an older one with 400 (Lti::IMS::ScoresController#verify_valid_timestamp),
+    #: "not-newer-400" refuses one that is not newer with a Canvas-style 400 (a stricter LMS),
+    #: "moodle" refuses one not later to the second with 409 (gradebookservices' scores resource).
+    score_order: str | None = None
+    #: What the gradebook holds: (line item URL, userId) -> the stored score (with its timestamp).
+    results: dict = field(default_factory=dict)
+    #: After storing a score, answer only after this many seconds ("stall"), or send the answer a byte at a
+    #: time every `score_drip` seconds ("drip"), or wait until `score_release` is set (a held request).
+    score_stall: float = 0.0
+    score_drip: float = 0.0
+    score_release: object = None
+    #: Score POSTs that reached the score endpoint (whatever the answer).
+    score_requests: int = 0
     #: Roster (NRPS members) and its page size.
     members: list = field(default_factory=list)
     members_page_size: int = 50
@@ -106,6 +120,7 @@ class PlatformEmulator:
     line_item_clients: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self._lock = threading.Lock()
         if not self.keys:
             self.keys = [KeyPair.generate()]
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
@@ -275,6 +290,8 @@ class PlatformEmulator:
         return Response(json.dumps(self.line_items[url]), mimetype="application/vnd.ims.lis.v2.lineitem+json")
 
     def _score(self, request, line_item_url):
+        with self._lock:
+            self.score_requests += 1
         if self.score_delay:
             time.sleep(self.score_delay)
         if self.score_failures:
@@ -292,8 +309,41 @@ class PlatformEmulator:
         if line_item_url not in self.line_items or not self._visible(request, line_item_url):
             return Response("no such line item", status=404)
         body = request.get_json()
-        self.scores.append(dict(body, lineItem=line_item_url))
+        with self._lock:
+            refusal = self._not_newer(line_item_url, body)
+            if refusal is not None:
+                return refusal
+            self.scores.append(dict(body, lineItem=line_item_url))
+            self.results[(line_item_url, body["userId"])] = dict(body)
+        if self.score_release is not None:  # stored; the answer waits (the test kills the tool meanwhile)
+            self.score_release.wait(60)
+        if self.score_stall:
+            time.sleep(self.score_stall)
+        if self.score_drip:
+            def drip():
+                for _ in range(40):
+                    time.sleep(self.score_drip)
+                    yield b" "
+            return Response(drip(), status=200, mimetype="application/json")
         return Response("", status=204)
+
+    def set_result(self, line_item_url: str, user_id: str, timestamp: str, score: float = 1.0):
+        """A grade entered in the LMS itself (by a teacher, at `timestamp`)."""
+        self.results[(line_item_url, user_id)] = {"userId": user_id, "scoreGiven": score, "timestamp": timestamp}
+
+    def _not_newer(self, line_item_url, body):
+        held = self.results.get((line_item_url, body.get("userId")))
+        if not self.score_order or held is None:
+            return None
+        new, old = _parse_time(body["timestamp"]), _parse_time(held["timestamp"])
+        if self.score_order == "moodle" and int(old) >= int(new):
+            return Response(json.dumps({"error": f"Refusing score with an earlier timestamp for item 7 and user "
+                                                 f"{body['userId']}"}), status=409, mimetype="application/json")
+        if (self.score_order == "canvas" and new < old) or (self.score_order == "not-newer-400" and new <= old):
+            return Response(json.dumps({"errors": [{"message": f"Provided timestamp of {body['timestamp']} before "
+                                                               f"last updated timestamp of {held['timestamp']}"}]}),
+                            status=400, mimetype="application/json")
+        return None
 
     def _memberships(self, request):
         if not self._authorized(request,
@@ -428,6 +478,12 @@ class PlatformEmulator:
         fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', response.text))
         fields["action"] = html.unescape(re.search(r'action="([^"]+)"', response.text).group(1))
         return fields
+
+
+def _parse_time(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()  # Python 3.11 reads the trailing "Z"
 
 
 def login_params(emulator: PlatformEmulator, user: str = "member", **extra) -> dict:

@@ -182,7 +182,7 @@ def test_one_item_platform_refuses_several_choices_and_writes_nothing(app, clien
 def test_nothing_chosen_is_a_clear_422(client, platform, do_launch):
     response = submit(client, open_picker(client, do_launch, platform), [])
     assert response.status_code == 422
-    assert "Choose at least one module to add to the course." in page(response)
+    assert "Choose at least one module to add to the course" in page(response)
 
 
 @pytest.mark.parametrize("blank, message", [

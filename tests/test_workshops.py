@@ -42,7 +42,7 @@ def csrf(html: str) -> str:
 
 
 def make_workshop(app, emulator, slug=FOUNDATIONS, event="Summer Conference 2026", venue="Worcester, Room 4",
-                  day=date(2026, 7, 14), context_id=None) -> str:
+                  day=date(2026, 7, 14), context_id=None, column="hours") -> str:
     """Create a workshop in the emulator's course (the course made if no launch made it yet); return its public id."""
     with app.app_context():
         platform = db.session.scalars(sa.select(Platform).where(Platform.issuer == emulator.issuer,
@@ -55,7 +55,7 @@ def make_workshop(app, emulator, slug=FOUNDATIONS, event="Summer Conference 2026
             db.session.add(course)
             db.session.flush()
         workshop = Workshop(public_id=str(uuid.uuid4()), course_id=course.id, module_slug=slug, event_name=event,
-                            venue=venue, session_date=day)
+                            venue=venue, session_date=day, gradebook_column=column)
         db.session.add(workshop)
         db.session.commit()
         return workshop.public_id
@@ -230,10 +230,9 @@ def test_grading_writes_the_ledger_entry_and_queues_the_score(app, client, platf
     assert score.payload["activityProgress"] == "Completed" and score.payload["gradingProgress"] == "FullyGraded"
     assert score.payload["comment"] == "Great work on the bargaining survey"
     assert "Waiting to reach the LMS gradebook" in text(client.get(graded_page))
-    # and the course's "Bargaining Certificate progress" column follows: 6 of 24 hours
-    (progress,) = rows(app, OutboxScore, ~GRADE_COLUMN)
-    assert progress.user_id == "user-member-1" and progress.payload["scoreGiven"] == 6
-    assert progress.payload["scoreMaximum"] == 24
+    # The course's "Bargaining Certificate progress" column is the instructor's choice: none was chosen here
+    # (test_gradebook_columns.py has the course that chose it).
+    assert rows(app, OutboxScore, ~GRADE_COLUMN) == []
 
 
 def test_members_who_never_launched_are_graded_from_the_roster(app, client, graded_page):
@@ -248,13 +247,16 @@ def test_members_who_never_launched_are_graded_from_the_roster(app, client, grad
     assert score.payload["gradingProgress"] == "FullyGraded"
 
 
-def test_instructor_score_is_sent_out_of_100(app, client, graded_page):
+def test_an_hours_column_gets_the_hours_even_when_a_score_is_given(app, client, graded_page):
     maria = account_id(app, "user-member-1")
-    post_grades(client, graded_page, {maria: {"present": "1", "hours": "6", "result": "complete", "score": "92.5"}})
+    post_grades(client, graded_page, {maria: {"present": "1", "hours": "5", "result": "complete", "score": "92"}})
     (score,) = rows(app, OutboxScore, GRADE_COLUMN)
-    assert score.payload["scoreGiven"] == 92.5 and score.payload["scoreMaximum"] == 100
+    # Not 92 out of 100 into a column out of 6, which Moodle shows as 5.52/6.
+    assert score.payload["scoreGiven"] == 5 and score.payload["scoreMaximum"] == 6
+    page = text(client.get(graded_page))
+    assert "shows the <strong>hours attended</strong>, out of 6" in page
     (entry,) = rows(app, LedgerEntry)
-    assert float(entry.hours) == 6
+    assert float(entry.hours) == 5
 
 
 def test_without_a_lineitem_claim_the_score_names_a_line_item_to_find_or_create(app, client, platform, do_launch,
@@ -268,10 +270,10 @@ def test_without_a_lineitem_claim_the_score_names_a_line_item_to_find_or_create(
     post_grades(client, url, {maria: {"present": "1", "hours": "3", "result": "complete"}})
     (score,) = rows(app, OutboxScore, GRADE_COLUMN)
     spec = dict(score.line_item_spec)
-    assert spec.pop("label").endswith(": Western regional training")
+    assert spec.pop("label") == "Power Mapping — workshop, Western regional training, 14 July 2026"
     assert spec == {"lineitems": platform.lineitems_url, "resourceLinkId": "placed-link-7", "scoreMaximum": 3.0,
                     "resourceId": public_id, "tag": "bargaining-certificate"}
-    assert score.line_item_spec["label"].endswith(": Western regional training")
+    assert score.line_item_label == "Power Mapping — workshop, Western regional training, 14 July 2026"
     assert score.payload["scoreMaximum"] == 3
 
 

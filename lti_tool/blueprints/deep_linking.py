@@ -7,7 +7,8 @@ from lti_tool.extensions import db
 from lti_tool.lti import deep_linking
 from lti_tool.lti.claims import ToolRole
 from lti_tool.lti.registration import tool_urls
-from lti_tool.services import placements
+from lti_tool.services import passback, placements
+from lti_tool.wording import with_article
 
 bp = Blueprint("deep_linking", __name__)
 
@@ -29,7 +30,10 @@ def _request_or_refuse() -> deep_linking.DeepLinkRequest:
 def _render_picker(link_request, errors=None, form=None, status=200):
     return render_template("deep_linking/picker.html", launch=g.launch, catalog=current_catalog(),
                            link_request=link_request, modes=placements.MODES, errors=errors or {},
-                           form_error=(errors or {}).get(placements.FORM_ERROR), form=form), status
+                           form_error=(errors or {}).get(placements.FORM_ERROR), form=form,
+                           column_kinds=placements.COLUMN_KINDS,
+                           has_progress_column=passback.has_progress_column(g.launch.course_id),
+                           progress_label=passback.PROGRESS_LABEL, with_article=with_article), status
 
 
 @bp.route("/l/<launch_id>/deep-link", methods=["GET", "POST"])
@@ -46,18 +50,28 @@ def picker(launch_id: str):
     if not placements.claim_answer(g.launch.id):
         abort(409, description="This request to add content was already answered. To add more, start again "
                                "from your course's activity or assignment settings.")
+    wants_progress = request.form.get("progress_column") == "1"
     try:
-        choices = placements.parse_choices(request.form, catalog, accept_multiple=link_request.accept_multiple)
+        if wants_progress and g.launch.course_id is None:
+            raise placements.PlacementInvalid({placements.FORM_ERROR: "The progress column belongs to a course: "
+                                                                      "open the tool from inside the course."})
+        choices = placements.parse_choices(request.form, catalog, accept_multiple=link_request.accept_multiple,
+                                           progress_column=wants_progress)
         placed = placements.place(choices, course_id=g.launch.course_id, account_id=g.launch.account_id)
     except placements.PlacementInvalid as exc:
         db.session.rollback()
         return _render_picker(link_request, errors=exc.errors, form=request.form, status=422)
+    if wants_progress:
+        # The column itself is made by the grade worker, once, when the first member's hours are sent.
+        passback.add_progress_column(g.launch.course_id, g.launch.account_id)
     launch_url = tool_urls(current_app.config["PUBLIC_BASE_URL"])["launch"]
     # A platform that says accept_lineitem: false makes no gradebook columns from the response.
     items = [placements.content_item(p, launch_url, with_line_item=link_request.accept_lineitem) for p in placed]
-    token = deep_linking.sign_response(g.launch.platform, link_request, items,
-                                       message=f"Added {len(items)} Bargaining Certificate "
-                                               f"item{'' if len(items) == 1 else 's'}.")
+    message = f"Added {len(items)} Bargaining Certificate item{'' if len(items) == 1 else 's'}."
+    if wants_progress:
+        message += f" The gradebook gets a “{passback.PROGRESS_LABEL}” column with each member's hours."
+    token = deep_linking.sign_response(g.launch.platform, link_request, items, message=message)
     db.session.commit()
     return render_template("deep_linking/response.html", launch=g.launch, return_url=link_request.return_url,
-                           token=token, items=items)
+                           token=token, items=items, progress_column=wants_progress,
+                           progress_label=passback.PROGRESS_LABEL)

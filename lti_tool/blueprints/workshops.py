@@ -76,6 +76,7 @@ def _render(workshop, module, roster, accounts, records, form, *, errors=None, p
         accounts=accounts, records=records, form=form, errors=errors or {}, problems=problems,
         problem_errors=problem_errors or {}, sheet_error=sheet_error, general_errors=general_errors, notice=notice, learner_ids=learner_ids,
         results=workshop_service.RESULTS, gradebook_notice=gradebook_notice, check_in_code=code,
+        column_label=workshop_service.column_label(workshop, module),
         scores=workshop_service.score_statuses(workshop, g.launch, module, accounts)), status
 
 

@@ -4,6 +4,7 @@ Calls go through service_client (cached tokens, timeouts, Link paging). Line ite
 kept in the `line_items` table, so each is looked up in the LMS once.
 """
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -74,10 +75,25 @@ def with_query(url: str, **params) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def post_score(platform: Platform, line_item_url: str, payload: dict) -> service_client.ServiceResponse:
-    """POST a score to a line item; raise service_client.ServiceError when the LMS does not take it."""
+def post_score(platform: Platform, line_item_url: str, payload: dict, *,
+               deadline: float | None = None) -> service_client.ServiceResponse:
+    """POST a score to a line item, all of it before `deadline` (time.monotonic()) when given; raise
+    service_client.ServiceError when the LMS does not take it."""
     return service_client.call(platform, [Scope.AGS_SCORE], "POST", scores_url(line_item_url), json_body=payload,
-                               content_type=SCORE_TYPE)
+                               content_type=SCORE_TYPE, deadline=deadline)
+
+
+#: Canvas: 400 "Provided timestamp of ... before last updated timestamp of ..."; Moodle: 409 "Refusing score
+#: with an earlier timestamp ...". Both compare the score's `timestamp` with the result they hold.
+_NOT_NEWER = re.compile(r"timestamp.{0,80}(before|earlier|older|newer|not after)|(earlier|older) timestamp",
+                        re.IGNORECASE | re.DOTALL)
+
+
+def refused_as_not_newer(error: service_client.ServiceError) -> bool:
+    """Whether the LMS refused a score because it already holds one with the same or a later timestamp."""
+    if error.status == 409:
+        return True  # Moodle's only 409 for scores
+    return error.status == 400 and bool(_NOT_NEWER.search(error.body or ""))
 
 
 def _matches(item: dict, spec: dict) -> bool:

@@ -1,5 +1,5 @@
 """The certificate ledger (append-only), certificates, and the audit log of admin actions."""
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -47,6 +47,17 @@ class LedgerEntry(Base):
     reason: Mapped[Optional[str]] = mapped_column(sa.Text)
     #: Where the hours were earned (workshop venue and date, course title), for the member and auditors.
     details: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+
+    @property
+    def earned_on(self) -> date:
+        """Return the day the hours were earned: a workshop's session date, otherwise the day recorded."""
+        when = (self.details or {}).get("date") if self.source == "workshop_grade" else None
+        if when:
+            try:
+                return date.fromisoformat(str(when))
+            except ValueError:
+                pass
+        return self.recorded_at.date()
 
 
 class Certificate(Base):

@@ -59,10 +59,27 @@ class OutboxScore(Base):
     leased_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     #: Bumped whenever a newer score replaces the payload: a worker only marks sent the version it sent.
     version: Mapped[int] = mapped_column(default=1)
+    #: An attempt at this version may have reached the LMS without the tool hearing its answer (a timeout, a
+    #: 5xx, a worker that died mid-send): an LMS that then refuses the same timestamp as "not newer" has it.
+    delivery_uncertain: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The gradebook column's name as teachers see it (for the Gradebook sync page).
+    line_item_label: Mapped[Optional[str]] = mapped_column(sa.String(300))
     last_error: Mapped[Optional[str]] = mapped_column(sa.Text)
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProgressColumn(Base):
+    """A course whose instructor chose the "Bargaining Certificate progress" gradebook column (one per course)."""
+
+    __tablename__ = "progress_columns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"), unique=True)
+    requested_by_account_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AccessToken(Base):

@@ -23,6 +23,9 @@ class Workshop(Base):
     event_name: Mapped[str] = mapped_column(sa.String(300))
     venue: Mapped[Optional[str]] = mapped_column(sa.String(300))
     session_date: Mapped[Optional[datetime]] = mapped_column(sa.Date)
+    #: What its gradebook column shows: "hours" (hours attended, out of the module's hours) or "score" (the
+    #: instructor's score out of 100). Chosen when the workshop is placed; the column's maximum follows it.
+    gradebook_column: Mapped[str] = mapped_column(sa.String(10), default="hours", server_default="hours")
     #: The resource link of the placed workshop, known from its first launch.
     resource_link_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("resource_links.id", ondelete="SET NULL"))
     created_by_account_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))

@@ -1,10 +1,15 @@
 """Scores for the LMS gradebook (AGS): queued in the durable outbox in the same transaction as the grade, and
 sent by a worker (`flask --app lti_tool grades sync`, or a background thread in development).
 
-Sending is at-least-once made exactly-once in practice: a worker leases the rows it takes (SKIP LOCKED on
-PostgreSQL, a conditional UPDATE on SQLite), commits the lease, sends each score only while its lease holds, and
-marks a row sent only if no newer score replaced it meanwhile (the row's `version`). A worker that dies leaves
-leases that expire; another worker then sends those rows.
+What the LMS gets is exactly one score per grade, or the same score again with the same timestamp, which AGS
+platforms treat as no change (Canvas re-applies it; Moodle refuses it as not newer). A worker leases the rows it
+takes (SKIP LOCKED on PostgreSQL, a conditional UPDATE on SQLite) and commits the lease; each send, token
+requests and a retry after a 401 included, has a total deadline that ends before the lease does, so no other
+worker can take a row while its send is on the wire. A worker records an outcome only while it still holds the
+lease and only for the version it sent (a newer score may have replaced it). A worker that dies mid-send leaves
+a lease that expires; the next worker sends that row again with the same timestamp, and, since the first send
+may have arrived, takes the LMS's "not newer" answer as delivered. A new grade, and a person's Retry of a failed
+score, gets a new, later timestamp.
 """
 import dataclasses
 import logging
@@ -23,7 +28,7 @@ from flask import current_app
 from lti_tool.extensions import db
 from lti_tool.lti import ags
 from lti_tool.lti.claims import Scope
-from lti_tool.lti.service_client import ServiceError, access_token
+from lti_tool.lti.service_client import DeadlinePassed, ServiceError, access_token
 from lti_tool.models import (
     Account,
     Course,
@@ -32,8 +37,9 @@ from lti_tool.models import (
     LineItem,
     OutboxScore,
     Platform,
+    ProgressColumn,
 )
-from lti_tool.models.base import rowcount, utcnow
+from lti_tool.models.base import rowcount, upsert, utcnow
 from lti_tool.services import ledger
 
 log = logging.getLogger("lti_tool.passback")
@@ -55,6 +61,8 @@ RETRY_MAX_SECONDS = 3600.0
 MAX_ATTEMPTS = 40
 #: How soon to look again at a score whose line item another worker is creating.
 BUSY_RETRY_SECONDS = 1.0
+#: A send must end this long before its lease does, leaving time to record the outcome while the lease holds.
+FINISH_MARGIN_SECONDS = 5.0
 
 
 def line_item_key(lineitems_url: str, resource_link_id: str | None, tag: str | None) -> str:
@@ -65,11 +73,13 @@ def line_item_key(lineitems_url: str, resource_link_id: str | None, tag: str | N
 def queue_score(*, platform_id: int, course_id: int | None, user_id: str, score_given, score_maximum,
                 activity_progress: str = "Completed", grading_progress: str = "FullyGraded",
                 comment: str | None = None, line_item_url: str | None = None,
-                line_item_spec: dict | None = None, timestamp: datetime | None = None) -> OutboxScore:
+                line_item_spec: dict | None = None, timestamp: datetime | None = None,
+                label: str | None = None) -> OutboxScore:
     """Store a score to send; a newer score for the same line item and user replaces one not yet sent.
 
     Give `line_item_url` (the launch's `lineitem` claim) or `line_item_spec` ({"lineitems", "resourceLinkId",
-    "label", "scoreMaximum", "resourceId", "tag"}) for a line item the worker finds or creates.
+    "label", "scoreMaximum", "resourceId", "tag"}) for a line item the worker finds or creates; `label` names
+    the column for people (the spec's label by default).
     """
     if activity_progress not in ACTIVITY_PROGRESS or grading_progress not in GRADING_PROGRESS:
         raise ValueError("unknown activityProgress or gradingProgress")
@@ -79,39 +89,63 @@ def queue_score(*, platform_id: int, course_id: int | None, user_id: str, score_
         line_item_url = line_item_key(line_item_spec["lineitems"], line_item_spec.get("resourceLinkId"),
                                       line_item_spec.get("tag"))
     when = (timestamp or utcnow()).astimezone(UTC)
+    label = (label or (line_item_spec or {}).get("label") or "")[:300] or None
+    now = utcnow()
+    existing = db.session.scalars(sa.select(OutboxScore).where(
+        OutboxScore.platform_id == platform_id, OutboxScore.line_item_url == line_item_url,
+        OutboxScore.user_id == user_id).with_for_update()).first()
+    if existing is not None:
+        when = later_than(existing.payload, when)
     payload = {
         "userId": user_id,
         "scoreGiven": float(Decimal(str(score_given))) if score_given is not None else None,
         "scoreMaximum": float(Decimal(str(score_maximum))),
         "activityProgress": activity_progress,
         "gradingProgress": grading_progress,
-        # AGS wants ISO 8601 with sub-second precision and a zone; Canvas refuses a timestamp older than the last.
-        "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": _iso(when),
     }
     if comment:
         payload["comment"] = comment[:4000]
     if payload["scoreGiven"] is None:
         del payload["scoreGiven"]
-    now = utcnow()
-    existing = db.session.scalars(sa.select(OutboxScore).where(
-        OutboxScore.platform_id == platform_id, OutboxScore.line_item_url == line_item_url,
-        OutboxScore.user_id == user_id).with_for_update()).first()
     if existing is None:
         existing = OutboxScore(platform_id=platform_id, course_id=course_id, line_item_url=line_item_url,
                                line_item_spec=line_item_spec, user_id=user_id, payload=payload, status="pending",
-                               attempts=0, next_attempt_at=now, version=1, created_at=now, updated_at=now)
+                               attempts=0, next_attempt_at=now, version=1, created_at=now, updated_at=now,
+                               delivery_uncertain=False, line_item_label=label)
         db.session.add(existing)
     else:
         existing.payload = payload
         existing.line_item_spec = line_item_spec or existing.line_item_spec
+        existing.line_item_label = label or existing.line_item_label
         existing.status = "pending"
         existing.attempts = 0
         existing.next_attempt_at = now
         existing.last_error = None
         existing.version = existing.version + 1
+        # A new version has not been sent anywhere yet: "not newer" from the LMS would be about something else.
+        existing.delivery_uncertain = False
         existing.updated_at = now
     db.session.flush()
     return existing
+
+
+def _iso(when: datetime) -> str:
+    # AGS wants ISO 8601 with sub-second precision and a zone.
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def later_than(payload: dict | None, when: datetime) -> datetime:
+    """Return `when`, or a second after the timestamp in `payload` when that is not at least a second earlier.
+
+    Each score for a member and column must be newer than the one before it: Canvas refuses an older timestamp
+    and Moodle one that is not later to the second, so two saves in one second would otherwise be refused.
+    """
+    try:
+        earlier = datetime.fromisoformat(str((payload or {}).get("timestamp"))).astimezone(UTC)
+    except ValueError:
+        return when
+    return max(when, earlier + timedelta(seconds=1))
 
 
 # -- what the program queues --------------------------------------------------------------------------------
@@ -147,7 +181,8 @@ def queue_module_completion(launch: Launch, module) -> OutboxScore | None:
         "grading_progress": "FullyGraded",
         "comment": f"Completed {module.title} (self-paced, {_hours(hours)} hours)."}
     if endpoint.lineitem and placed_module == module.slug:
-        return queue_score(line_item_url=endpoint.lineitem, **score)
+        # The placed link's own column, which the deep-linking response titled with the module's title.
+        return queue_score(line_item_url=endpoint.lineitem, label=module.title, **score)
     if not endpoint.can_manage_line_items or launch.resource_link is None:
         return None
     spec = {"lineitems": endpoint.lineitems, "resourceLinkId": launch.resource_link.resource_link_id,
@@ -188,9 +223,33 @@ def _progress_endpoint(course_id: int) -> tuple[int, ags.Endpoint] | None:
     return _course_endpoint(course_id, None)
 
 
+def has_progress_column(course_id: int | None) -> bool:
+    """Whether the course's instructor chose the "Bargaining Certificate progress" gradebook column."""
+    return course_id is not None and db.session.scalar(
+        sa.select(ProgressColumn.id).where(ProgressColumn.course_id == course_id)) is not None
+
+
+def add_progress_column(course_id: int, account_id: int | None) -> bool:
+    """Give the course its progress column (once: choosing it again changes nothing) and queue the hours of
+    everyone enrolled, so the column fills at once. Return whether it is new."""
+    row_id = db.session.scalar(sa.select(ProgressColumn.id).where(ProgressColumn.course_id == course_id))
+    if row_id is not None:
+        return False
+    # One statement: two instructors choosing it at once still make one row (course_id is unique).
+    upsert(db.session, ProgressColumn, {"course_id": course_id, "requested_by_account_id": account_id,
+                                        "requested_at": utcnow()}, conflict=["course_id"], update=[])
+    people = db.session.scalars(sa.select(Account.person_id).join(Enrolment, Enrolment.account_id == Account.id)
+                                .where(Enrolment.course_id == course_id, Account.person_id.is_not(None)).distinct())
+    for person_id in list(people):
+        if person_id is not None and ledger.person_progress(person_id).total_hours > 0:
+            queue_certificate_progress(person_id, course_id)
+    return True
+
+
 def queue_certificate_progress(person_id: int, course_id: int) -> list[OutboxScore]:
-    """Queue the person's hours toward the certificate to the course's "Bargaining Certificate progress" column."""
-    course = db.session.get(Course, course_id)
+    """Queue the person's hours toward the certificate to the course's "Bargaining Certificate progress" column,
+    when the course's instructor chose to have one."""
+    course = db.session.get(Course, course_id) if has_progress_column(course_id) else None
     found = _progress_endpoint(course_id) if course is not None else None
     if course is None or found is None:
         return []
@@ -235,6 +294,8 @@ class SendReport:
     superseded: int = 0
     #: Not sent this time (lease too short to finish, or another worker is creating the line item).
     deferred: int = 0
+    #: Our lease ran out before the outcome was recorded: the row is another worker's now, and left as it is.
+    lease_lost: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -248,8 +309,9 @@ class SendReport:
 
     def summary(self) -> str:
         """Say what happened in one line."""
+        lost = f", {self.lease_lost} left to another worker (lease ran out)" if self.lease_lost else ""
         return (f"{self.sent} sent, {self.retrying} to retry, {self.failed} failed, {self.superseded} replaced by "
-                f"newer scores, {self.deferred} deferred ({self.claimed} taken in {self.seconds:.2f} s)")
+                f"newer scores, {self.deferred} deferred{lost} ({self.claimed} taken in {self.seconds:.2f} s)")
 
 
 @dataclass(frozen=True)
@@ -265,6 +327,8 @@ class _Job:
     lease: datetime
     #: Where the score goes: the line item's real URL (for a spec, the one found or created).
     target: str | None = None
+    #: An earlier attempt at this version may have reached the LMS (see OutboxScore.delivery_uncertain).
+    possibly_delivered: bool = False
 
 
 #: Core statements on the table: the worker writes plain columns, and skipping the ORM's bookkeeping is cheaper.
@@ -289,6 +353,11 @@ def _send_budget() -> timedelta:
     return timedelta(seconds=4 * float(current_app.config["HTTP_TIMEOUT"]) + 1)
 
 
+def _least_send_time() -> timedelta:
+    # A send is only started with time for at least one whole request before its deadline.
+    return timedelta(seconds=float(current_app.config["HTTP_TIMEOUT"]))
+
+
 def _due_filter(now: datetime):
     return sa.and_(OutboxScore.status == "pending", OutboxScore.next_attempt_at <= now,
                    sa.or_(OutboxScore.leased_until.is_(None), OutboxScore.leased_until < now))
@@ -300,36 +369,52 @@ def _claim(limit: int, lease_seconds: float) -> list[_Job]:
     lease = now + timedelta(seconds=lease_seconds)
     due = sa.select(OutboxScore.id).where(_due_filter(now)).order_by(OutboxScore.next_attempt_at,
                                                                      OutboxScore.id).limit(limit)
+    # A lease that ran out without an outcome is a worker that died (or hung) mid-send: what it sent may have
+    # reached the LMS, and the row remembers that until its score is delivered or replaced.
+    take = {"leased_until": lease, "delivery_uncertain": sa.case(
+        (OutboxScore.leased_until.is_not(None), sa.true()), else_=OutboxScore.delivery_uncertain)}
     if db.session.get_bind().dialect.name == "postgresql":
         # Rows another worker is claiming right now are skipped, not waited for.
         ids = list(db.session.scalars(due.with_for_update(skip_locked=True)))
         if ids:
-            db.session.execute(sa.update(_TABLE).where(OutboxScore.id.in_(ids)).values(leased_until=lease))
+            db.session.execute(sa.update(_TABLE).where(OutboxScore.id.in_(ids)).values(**take))
     else:
         # SQLite has one writer at a time: the conditional UPDATE is the claim, its rowcount says who won.
         ids = [row_id for row_id in db.session.scalars(due).all()
                if rowcount(db.session.execute(sa.update(_TABLE).where(OutboxScore.id == row_id, _due_filter(now))
-                                             .values(leased_until=lease))) == 1]
+                                              .values(**take))) == 1]
     if not ids:
         return []
     rows = db.session.execute(sa.select(
         OutboxScore.id, OutboxScore.platform_id, OutboxScore.course_id, OutboxScore.line_item_url,
-        OutboxScore.line_item_spec, OutboxScore.payload, OutboxScore.version, OutboxScore.attempts)
-        .where(OutboxScore.id.in_(ids)).order_by(OutboxScore.id)).all()
+        OutboxScore.line_item_spec, OutboxScore.payload, OutboxScore.version, OutboxScore.attempts,
+        OutboxScore.delivery_uncertain).where(OutboxScore.id.in_(ids)).order_by(OutboxScore.id)).all()
     return [_Job(id=r.id, platform_id=r.platform_id, course_id=r.course_id, line_item_url=r.line_item_url,
                  line_item_spec=r.line_item_spec, payload=r.payload, version=r.version, attempts=r.attempts,
-                 lease=lease, target=None if r.line_item_spec else r.line_item_url) for r in rows]
+                 lease=lease, target=None if r.line_item_spec else r.line_item_url,
+                 possibly_delivered=bool(r.delivery_uncertain)) for r in rows]
 
 
-def _finish(job: _Job, **values) -> bool:
-    """Record the outcome of the version we sent; False when a newer score replaced it meanwhile."""
+def _finish(job: _Job, report: SendReport, **values) -> bool:
+    """Record the outcome of the version we sent, only while our lease holds; False (and counted in `report`)
+    when a newer score replaced it meanwhile or the lease passed to another worker."""
     values.update(leased_until=None, updated_at=utcnow())
     done = rowcount(db.session.execute(sa.update(_TABLE).where(
-        OutboxScore.id == job.id, OutboxScore.version == job.version, OutboxScore.status == "pending")
-        .values(**values))) == 1
-    if not done:
-        _release(job)
-    return done
+        OutboxScore.id == job.id, OutboxScore.version == job.version, OutboxScore.status == "pending",
+        OutboxScore.leased_until == job.lease).values(**values))) == 1
+    if done:
+        return True
+    current = db.session.execute(sa.select(OutboxScore.leased_until, OutboxScore.version)
+                                 .where(OutboxScore.id == job.id)).first()
+    if current is not None and current.leased_until == job.lease:
+        _release(job)  # still ours, but a newer score replaced the one we sent: it goes next
+        report.superseded += 1
+    else:
+        # Another worker took the row after our lease ran out: its outcome is the one that counts.
+        log.warning("score %s: lease ran out before its outcome was recorded; left to the worker holding it",
+                    job.id)
+        report.lease_lost += 1
+    return False
 
 
 def _release(job: _Job, next_attempt_at: datetime | None = None) -> None:
@@ -341,26 +426,70 @@ def _release(job: _Job, next_attempt_at: datetime | None = None) -> None:
                        .values(**values))
 
 
-def _lms_answer(exc: ServiceError) -> str:
+def describe_failure(exc: ServiceError, *, gave_up_after: int | None = None, line_item_made_by_tool: bool = False
+                     ) -> str:
+    """Say in plain words what went wrong with a score and what to do; never what the LMS wrote (that is logged)."""
+    status = exc.status
+    if gave_up_after:
+        last = f"HTTP {status}" if status else "no answer in time" if exc.maybe_delivered else "not reachable"
+        return (f"The LMS did not take the score after {gave_up_after} attempts (last: {last}). Check that the LMS "
+                "is up, then retry.")
+    if status is None:
+        if exc.maybe_delivered:
+            return ("The LMS did not answer in time (the request timed out or the connection dropped). The tool "
+                    "tries again by itself.")
+        # The tool's own words: its outbound rules (an address it may not reach) or its own error.
+        return str(exc).split(": ", 1)[-1] if exc.refused else str(exc)
+    if status in (400, 409) and ags.refused_as_not_newer(exc):
+        return (f"The LMS already has a newer grade for this member in this column (HTTP {status}), perhaps "
+                "entered in the LMS. Retry sends this score as the newest, replacing it.")
+    if status in (401, 403):
+        return (f"The LMS did not let the tool post grades (HTTP {status}). An LMS admin should check that the "
+                "tool's grade service (Assignment and Grade Services) is on, then retry.")
+    if status == 404:
+        if line_item_made_by_tool:
+            return "The gradebook column was not found (HTTP 404): it was deleted in the LMS. Retry makes it again."
+        return ("The gradebook column was not found (HTTP 404): the activity or its grade item was deleted in the "
+                "LMS. Restore it, or place the workshop again, then retry.")
+    if status == 422:
+        return ("The LMS would not take a grade for this member (HTTP 422): they may no longer be a student in the "
+                "course. Check their enrolment in the LMS, then retry.")
+    if status == 400:
+        return ("The LMS refused the score as invalid (HTTP 400). Retry sends it again with a new time; if it is "
+                "refused again, check the column's settings in the LMS.")
+    if status >= 500 or status in (408, 429):
+        return f"The LMS was busy or failing (HTTP {status}). The tool tries again by itself."
+    return f"The LMS refused the score (HTTP {status}). Retry; if it is refused again, ask the LMS's administrator."
+
+
+def _for_the_log(exc: ServiceError) -> str:
+    # The operator's view (CLI output, logs): the status and a short printable excerpt of the LMS's answer.
     if exc.status is None:
-        return str(exc)[:2000]
-    return f"HTTP {exc.status}: {(exc.body or str(exc)).strip()}"[:2000]
+        return str(exc)[:300]
+    return f"HTTP {exc.status}: {(exc.body or str(exc)).strip()}"[:300]
 
 
-def _record_failure(job: _Job, exc: ServiceError, report: SendReport) -> None:
+def _record_failure(job: _Job, exc: ServiceError, report: SendReport, *, posting_score: bool = True) -> None:
     attempts = job.attempts + 1
+    uncertain = job.possibly_delivered or (posting_score and exc.maybe_delivered)
+    if posting_score and job.possibly_delivered and ags.refused_as_not_newer(exc):
+        # An earlier attempt of this very score (same timestamp) reached the LMS: this is its echo.
+        if _finish(job, report, status="sent", sent_at=utcnow(), last_error=None, attempts=attempts,
+                   delivery_uncertain=False):
+            report.sent += 1
+        return
     if exc.transient and attempts < int(_setting("GRADES_MAX_ATTEMPTS", MAX_ATTEMPTS)):
         delay = backoff_seconds(attempts)
         if exc.retry_after:
             delay = max(delay, exc.retry_after)  # the LMS said when: never sooner
-        done = _finish(job, attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay),
-                       last_error=_lms_answer(exc))
+        done = _finish(job, report, attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay),
+                       last_error=describe_failure(exc), delivery_uncertain=uncertain)
         outcome = "retrying"
     else:
-        answer = _lms_answer(exc)
-        if exc.transient:
-            answer = f"Gave up after {attempts} attempts. Last answer: {answer}"[:2000]
-        done = _finish(job, attempts=attempts, status="failed", last_error=answer)
+        answer = describe_failure(exc, gave_up_after=attempts if exc.transient else None,
+                                  line_item_made_by_tool=bool(job.line_item_spec))
+        done = _finish(job, report, attempts=attempts, status="failed", last_error=answer,
+                       delivery_uncertain=uncertain)
         outcome = "failed"
         if exc.status == 404 and job.line_item_spec and job.target:
             # The column the tool found or made is gone: a retry finds or creates it again.
@@ -368,9 +497,7 @@ def _record_failure(job: _Job, exc: ServiceError, report: SendReport) -> None:
     if done:
         setattr(report, outcome, getattr(report, outcome) + 1)
         if len(report.errors) < 20:
-            report.errors.append(f"score {job.id}: {_lms_answer(exc)[:200]}")
-    else:
-        report.superseded += 1
+            report.errors.append(f"score {job.id}: {_for_the_log(exc)}")
 
 
 def _resolve_line_items(jobs: list[_Job], report: SendReport) -> list[_Job]:
@@ -397,7 +524,7 @@ def _resolve_line_items(jobs: list[_Job], report: SendReport) -> list[_Job]:
             report.deferred += len(members)
         except ServiceError as exc:
             for job in members:
-                _record_failure(job, exc, report)
+                _record_failure(job, exc, report, posting_score=False)
         else:
             # The row keeps its key (lineitems#resourceLinkId#tag) as line_item_url: queue_score computes the
             # same key for the next score, so there stays one row per member and column, and latest wins.
@@ -417,23 +544,27 @@ def _detached_platform(platform_id: int, cache: dict) -> Platform:
 
 
 def _send(job: _Job, report: SendReport, platforms: dict) -> None:
-    if utcnow() + _send_budget() > job.lease:
-        # Our lease could run out mid-send and another worker take the row: give it back instead.
-        _release(job)
+    # Everything this send does ends before the lease does, with time left to record the outcome: no other
+    # worker can take the row while this one's POST may still reach the LMS.
+    ends = job.lease - timedelta(seconds=FINISH_MARGIN_SECONDS)
+    if utcnow() + _least_send_time() > ends:
+        _release(job)  # too little of the lease left for even one request: give the row back untouched
         report.deferred += 1
         return
+    deadline = time.monotonic() + (ends - utcnow()).total_seconds()
     platform = _detached_platform(job.platform_id, platforms)
     if job.target is None:
         raise RuntimeError("_resolve_line_items gives every job it returns a line item URL")
     try:
-        ags.post_score(platform, job.target, job.payload)
+        ags.post_score(platform, job.target, job.payload, deadline=deadline)
+    except DeadlinePassed:
+        _release(job)  # the token request used the time up; the score itself was not sent
+        report.deferred += 1
     except ServiceError as exc:
         _record_failure(job, exc, report)
     else:
-        if _finish(job, status="sent", sent_at=utcnow(), last_error=None):
+        if _finish(job, report, status="sent", sent_at=utcnow(), last_error=None, delivery_uncertain=False):
             report.sent += 1
-        else:
-            report.superseded += 1
 
 
 def _worker(app, jobs: "queue.Queue[_Job | None]", report: SendReport, lock: threading.Lock) -> None:
@@ -477,8 +608,9 @@ def send_due(limit: int = 200, *, concurrency: int = 8, lease_seconds: float = 6
     threads free up, so one slow answer (a timeout) holds up one thread, not the batch, and no row waits long
     under its lease before it is sent.
     """
-    if timedelta(seconds=lease_seconds) <= _send_budget():
-        raise ValueError("lease_seconds must be longer than one send can take (4 × HTTP_TIMEOUT)")
+    if timedelta(seconds=lease_seconds - FINISH_MARGIN_SECONDS) <= _send_budget():
+        raise ValueError(f"lease_seconds must be longer than one send can take (4 × HTTP_TIMEOUT + "
+                         f"{FINISH_MARGIN_SECONDS + 1:g} s)")
     started = time.monotonic()
     report = SendReport()
     concurrency = max(1, concurrency)
@@ -559,7 +691,8 @@ def failed_scores(course_id: int | None = None) -> list[FailedScore]:
     found = []
     for row, account, item_label, course_title, course_label in db.session.execute(query):
         payload = row.payload or {}
-        label = item_label or (row.line_item_spec or {}).get("label") or row.line_item_url
+        label = (row.line_item_label or item_label or (row.line_item_spec or {}).get("label")
+                 or "A column the tool did not name")
         given = payload.get("scoreGiven")
         score = (f"{_hours(given)} of {_hours(payload['scoreMaximum'])}" if given is not None
                  else payload.get("activityProgress", ""))
@@ -571,17 +704,27 @@ def failed_scores(course_id: int | None = None) -> list[FailedScore]:
 
 
 def retry(score_ids, *, course_id: int | None = None) -> int:
-    """Send failed scores again, now; only those of `course_id` when given. Return how many were requeued."""
+    """Send failed scores again, now, each with a new timestamp; only those of `course_id` when given. Return
+    how many were requeued.
+
+    The new timestamp makes the retried score the newest: an LMS that refused it as not newer, or that has
+    since been given another grade by hand, takes it this time, as the person retrying means it to.
+    """
     ids = [int(i) for i in score_ids]
     if not ids:
         return 0
-    query = sa.update(OutboxScore).where(OutboxScore.id.in_(ids), OutboxScore.status == "failed")
+    query = sa.select(OutboxScore).where(OutboxScore.id.in_(ids), OutboxScore.status == "failed")
     if course_id is not None:
         query = query.where(OutboxScore.course_id == course_id)
     now = utcnow()
-    return rowcount(db.session.execute(query.values(status="pending", attempts=0, next_attempt_at=now,
-                                                    leased_until=None, updated_at=now)
-                                       .execution_options(synchronize_session=False)))
+    count = 0
+    for row in db.session.scalars(query.order_by(OutboxScore.id).with_for_update()):
+        row.payload = {**row.payload, "timestamp": _iso(later_than(row.payload, now))}
+        row.status, row.attempts, row.next_attempt_at, row.leased_until = "pending", 0, now, None
+        row.version, row.delivery_uncertain, row.updated_at = row.version + 1, False, now
+        count += 1
+    db.session.flush()
+    return count
 
 
 def retry_all_failed(course_id: int | None = None) -> int:

@@ -12,11 +12,16 @@ from lti_tool.catalog import Catalog, Module
 from lti_tool.extensions import db
 from lti_tool.lti.deep_linking import LineItem, ResourceLinkItem
 from lti_tool.models import Workshop
+from lti_tool.wording import with_article
 
 SELF_PACED = "self_paced"
 WORKSHOP = "workshop"
 #: How each delivery mode is offered to the instructor.
 MODES = {SELF_PACED: "Self-paced module", WORKSHOP: "Graded workshop"}
+#: What a workshop's gradebook column shows (Workshop.gradebook_column); hours unless the instructor says.
+HOURS_COLUMN, SCORE_COLUMN = "hours", "score"
+COLUMN_KINDS = {HOURS_COLUMN: "Hours attended", SCORE_COLUMN: "A score out of 100"}
+SCORE_COLUMN_MAXIMUM = 100
 #: Every gradebook column the tool asks for carries this tag, so the tool can find its own columns.
 LINE_ITEM_TAG = "bargaining-certificate"
 #: A placed link's custom parameters.
@@ -49,6 +54,7 @@ class Choice:
     session_date: date | None = None
     venue: str | None = None
     event_name: str | None = None
+    gradebook_column: str = HOURS_COLUMN
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class ChoiceSchema(Schema):
     # Short enough that "<module> — workshop, <event>, <date>" fits a gradebook column's title.
     event_name = fields.String(load_default=None, validate=validate.Length(
         max=150, error="Keep the conference or training name under 150 characters."))
+    gradebook_column = fields.String(load_default=HOURS_COLUMN, validate=validate.OneOf(
+        list(COLUMN_KINDS), error="Choose what the gradebook column shows: hours attended or a score out of 100."))
 
     def __init__(self, catalog: Catalog, **kwargs):
         super().__init__(**kwargs)
@@ -84,8 +92,8 @@ class ChoiceSchema(Schema):
         mode = data.get("mode")
         if mode in MODES and mode not in module.delivery_modes:
             offered = " or ".join(MODES[m].lower() for m in module.delivery_modes)
-            raise ValidationError(f"{module.title} is offered only as a {offered}; it cannot be placed as a "
-                                  f"{MODES[mode].lower()}.", "mode")
+            raise ValidationError(f"{module.title} is offered only as {with_article(offered)}; it cannot be placed "
+                                  f"as {with_article(MODES[mode].lower())}.", "mode")
         if mode == WORKSHOP:
             missing = {name: [_MISSING[name]] for name in _WORKSHOP_FIELDS if not data.get(name)}
             if missing:
@@ -94,12 +102,16 @@ class ChoiceSchema(Schema):
                 raise ValidationError("Enter the workshop's real date (YYYY-MM-DD).", "session_date")
 
 
-def parse_choices(form, catalog: Catalog, accept_multiple: bool) -> list[Choice]:
-    """Read the picker's form (`choice` = "<slug>:<mode>", workshop fields per slug); raise PlacementInvalid."""
+def parse_choices(form, catalog: Catalog, accept_multiple: bool, *, progress_column: bool = False) -> list[Choice]:
+    """Read the picker's form (`choice` = "<slug>:<mode>", workshop fields per slug); raise PlacementInvalid.
+
+    With `progress_column` (the course's progress column was ticked) choosing no module is fine.
+    """
     picked = list(dict.fromkeys(v for v in form.getlist("choice") if v))
     errors: dict = {}
-    if not picked:
-        errors[FORM_ERROR] = "Choose at least one module to add to the course."
+    if not picked and not progress_column:
+        errors[FORM_ERROR] = ("Choose at least one module to add to the course (or the course's "
+                              "“Bargaining Certificate progress” column).")
     elif len(picked) > 1 and not accept_multiple:
         errors[FORM_ERROR] = (f"You chose {len(picked)} items, but the LMS takes one item from this page: choose "
                               "one module, as a self-paced module or as a graded workshop. Add more by opening the "
@@ -109,7 +121,8 @@ def parse_choices(form, catalog: Catalog, accept_multiple: bool) -> list[Choice]
         slug, _, mode = value.partition(":")
         raw = {"module": slug, "mode": mode}
         if mode == WORKSHOP:
-            for name, prefix in (("session_date", "date"), ("venue", "venue"), ("event_name", "event")):
+            for name, prefix in (("session_date", "date"), ("venue", "venue"), ("event_name", "event"),
+                                 ("gradebook_column", "column")):
                 text = (form.get(f"{prefix}-{slug}") or "").strip()
                 if text:
                     raw[name] = text
@@ -127,7 +140,7 @@ def parse_choices(form, catalog: Catalog, accept_multiple: bool) -> list[Choice]
             raise ValueError("ChoiceSchema lets only the catalog's modules through")
         choices.append(Choice(module=module, mode=loaded["mode"],
                               session_date=loaded["session_date"], venue=loaded["venue"],
-                              event_name=loaded["event_name"]))
+                              event_name=loaded["event_name"], gradebook_column=loaded["gradebook_column"]))
     if errors:
         raise PlacementInvalid(errors)
     return choices
@@ -144,7 +157,7 @@ def place(choices: list[Choice], course_id: int | None, account_id: int) -> list
         if choice.mode == WORKSHOP:
             workshop = Workshop(public_id=str(uuid.uuid4()), course_id=course_id, module_slug=choice.module.slug,
                                 event_name=choice.event_name, venue=choice.venue, session_date=choice.session_date,
-                                created_by_account_id=account_id)
+                                gradebook_column=choice.gradebook_column, created_by_account_id=account_id)
             db.session.add(workshop)
         placements.append(Placement(choice=choice, workshop=workshop))
     db.session.flush()
@@ -177,8 +190,14 @@ def content_item(placement: Placement, launch_url: str, *, with_line_item: bool 
         resource_id = placement.workshop.public_id
     return ResourceLinkItem(
         url=launch_url, title=title, text=choice.module.summary, custom=custom,
-        line_item=LineItem(score_maximum=choice.module.credit_hours, label=title, resource_id=resource_id,
-                           tag=LINE_ITEM_TAG) if with_line_item else None)
+        line_item=LineItem(score_maximum=column_maximum(choice.module, choice.gradebook_column
+                                                        if choice.mode == WORKSHOP else HOURS_COLUMN),
+                           label=title, resource_id=resource_id, tag=LINE_ITEM_TAG) if with_line_item else None)
+
+
+def column_maximum(module: Module, kind: str) -> float:
+    """Return the gradebook column's maximum: the module's hours, or 100 for a score column."""
+    return float(SCORE_COLUMN_MAXIMUM) if kind == SCORE_COLUMN else float(module.credit_hours)
 
 
 def claim_answer(launch_id: str) -> bool:

@@ -36,7 +36,7 @@ from lti_tool.models import (
     WorkshopRecord,
 )
 from lti_tool.models.base import upsert, utcnow
-from lti_tool.services import certificates, ledger, passback
+from lti_tool.services import certificates, ledger, passback, placements
 
 RESULTS = {"complete": "Complete", "incomplete": "Incomplete"}
 ATTENDANCE_SOURCES = ("instructor", "check_in", "sign_in_sheet")
@@ -264,9 +264,26 @@ def line_item_target(workshop: Workshop, launch: Launch, module: Module) -> tupl
         return None, None
     link = db.session.get_one(ResourceLink, workshop.resource_link_id)
     return None, {"lineitems": lineitems, "resourceLinkId": link.resource_link_id,
-                  "label": f"{module.title}: {workshop.event_name}"[:300],
-                  "scoreMaximum": float(module.credit_hours), "resourceId": workshop.public_id,
-                  "tag": LINE_ITEM_TAG}
+                  "label": column_label(workshop, module),
+                  "scoreMaximum": placements.column_maximum(module, workshop.gradebook_column),
+                  "resourceId": workshop.public_id, "tag": LINE_ITEM_TAG}
+
+
+def column_label(workshop: Workshop, module: Module) -> str:
+    """Name the workshop's gradebook column as the deep-linking response titled it."""
+    if workshop.session_date is None:
+        return f"{module.title}: {workshop.event_name}"[:300]
+    return (f"{module.title} — workshop, {workshop.event_name}, "
+            f"{placements.describe_date(workshop.session_date)}")[:300]
+
+
+def gradebook_score(workshop: Workshop, module: Module, hours: Decimal, score: Decimal | None
+                    ) -> tuple[Decimal | None, Decimal]:
+    """Return what the workshop's column gets (score given, maximum): the hours attended out of the module's
+    hours, or the instructor's score out of 100 (none yet: an empty cell), as the column was placed."""
+    if workshop.gradebook_column == placements.SCORE_COLUMN:
+        return score, Decimal(placements.SCORE_COLUMN_MAXIMUM)
+    return hours, Decimal(str(module.credit_hours))
 
 
 NO_GRADEBOOK_NOTICE = ("The LMS does not offer its gradebook to this tool here (Assignment and Grade Services): "
@@ -415,11 +432,12 @@ def save_grade(workshop: Workshop, record: WorkshopRecord, row: GradeInput, *, g
 
     url, spec = line_item_target(workshop, launch, module)
     if url or spec:
-        given, maximum = (row.score, SCORE_MAXIMUM) if row.score is not None else (hours, module.credit_hours)
+        given, maximum = gradebook_score(workshop, module, hours, row.score)
         passback.queue_score(platform_id=launch.platform_id, course_id=workshop.course_id, user_id=account.sub,
                              score_given=given, score_maximum=maximum, activity_progress="Completed",
-                             grading_progress="FullyGraded", comment=row.comment, line_item_url=url,
-                             line_item_spec=spec, timestamp=now)
+                             grading_progress="FullyGraded" if given is not None else "Pending",
+                             comment=row.comment, line_item_url=url, line_item_spec=spec, timestamp=now,
+                             label=column_label(workshop, module))
     if account.person_id is not None:
         certificates.evaluate(account.person_id)
         # the course's "Bargaining Certificate progress" column follows every grade

@@ -1,7 +1,7 @@
 """The demo LMS's own tables: links placed in its course, its gradebook columns and the scores it received
 
 Revision ID: 0010_demo_lms
-Revises: 0007_lms_identity
+Revises: 0008_gradebook_columns
 Create Date: 2026-11-28 12:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0010_demo_lms'
-down_revision = '0007_lms_identity'
+down_revision = '0008_gradebook_columns'
 branch_labels = None
 depends_on = None
 
