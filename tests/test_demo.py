@@ -362,7 +362,7 @@ def test_the_roster_it_serves_is_the_instructor_and_four_members(app, client):
 
 def test_the_whole_loop_over_real_http_place_grade_send_and_see_the_scores(app, client, live_server):
     """The tool calls the demo LMS over HTTP (token, NRPS, AGS) exactly as it calls Canvas or Moodle."""
-    _place(app, client, {"choice": ["bargaining-foundations:workshop"], **{
+    _place(app, client, {"choice": ["bargaining-foundations:workshop"], "progress_column": "1", **{
         k: v for k, v in WORKSHOP_CHOICE.items() if k != "choice"}})
     ((workshop_link, _, custom, _),) = _links(app)
     response = _launch(app, client, "instructor", link=workshop_link)

@@ -38,6 +38,8 @@ def test_place_a_workshop_grade_two_members_and_see_the_scores_arrive(live_serve
     date.fill("2027-01-23")
     item.get_by_label("Venue").fill("Union hall, Worcester")
     item.get_by_label("Conference or training").fill("Union Skills Winter Conference")
+    # The course's certificate progress column is the instructor's choice (off by default).
+    page.get_by_label(re.compile(r"column to this course's gradebook")).check()
     page.get_by_role("button", name="Add to the course").click()
 
     # 2. The demo LMS keeps the placed link and offers to launch it.
