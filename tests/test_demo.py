@@ -64,6 +64,7 @@ def test_development_defaults_start_and_answer(monkeypatch, tmp_path):
     for name in ("LTI_TOOL_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "LTI_DEMO_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dev.sqlite3'}")
+    monkeypatch.setenv("GRADES_BACKGROUND_SYNC", "0")  # no sender thread outliving this test's database
     app = create_app()
     assert app.config["REGISTRATION_WITHOUT_INVITATION"] and app.config["DEMO_PLATFORM"]
     client = app.test_client()
