@@ -6,12 +6,15 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lti_tool.config import load_settings
+from lti_tool.text import CleanRequest
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then environment, then the given overrides."""
     app = Flask(__name__, instance_path=os.environ.get("LTI_TOOL_INSTANCE", None) or None,
                 instance_relative_config=True)
+    # Every form and query string arrives without control characters (PostgreSQL refuses NUL in text).
+    app.request_class = CleanRequest
     app.config.from_mapping(load_settings(app.instance_path))
     if config:
         app.config.update(config)

@@ -7,6 +7,7 @@ change whom or what it names.
 """
 import re
 
+from flask import Request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 #: C0 controls and DEL, and lone surrogates (which cannot be encoded as UTF-8).
@@ -62,3 +63,9 @@ class CleanMultiDict(ImmutableMultiDict):
             items = mapping
         super().__init__([(clean_text(k) if isinstance(k, str) else k, clean_text(v) if isinstance(v, str) else v)
                           for k, v in items])
+
+
+class CleanRequest(Request):
+    """Flask's request, whose form fields and query parameters come without control characters."""
+
+    parameter_storage_class = CleanMultiDict

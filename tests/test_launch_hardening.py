@@ -1,0 +1,203 @@
+"""Launches an attacker or a broken platform sends: malformed headers and claims of the wrong type, control
+characters, forged keys in bulk, and planted sessions. Every refusal is a clear 4xx that writes nothing."""
+import base64
+import json
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from lti_tool.extensions import db
+from lti_tool.models import Account, Course, Launch, LoginState, ResourceLink
+from tests.platform import LTI, KeyPair, login_params, state_and_nonce
+
+
+def page(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def _login(client, emulator, user="member"):
+    response = client.get("/lti/login", query_string=login_params(emulator, user))
+    assert response.status_code == 302
+    return state_and_nonce(response.location)
+
+
+def _claims(emulator, nonce, user="member", **overrides):
+    emulator.claim_overrides = overrides
+    try:
+        return emulator.claims_for(user, nonce)
+    finally:
+        emulator.claim_overrides = {}
+
+
+def _post(client, id_token, state):
+    return client.post("/lti/launch", data={"id_token": id_token, "state": state})
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def sign_raw(emulator, header: dict, body: str) -> str:
+    """Sign any header and JSON text with the platform's real key (PyJWT refuses to make malformed headers)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing_input = f"{_b64(header)}." + base64.urlsafe_b64encode(body.encode()).rstrip(b"=").decode()
+    key = serialization.load_pem_private_key(emulator.active_key.private_pem.encode(), None)
+    signature = base64.urlsafe_b64encode(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))
+    return f"{signing_input}.{signature.rstrip(b'=').decode()}"
+
+
+def _counts(app) -> dict:
+    with app.app_context():
+        return {model.__name__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+                for model in (Account, Course, ResourceLink, Launch)}
+
+
+# -- 8.9: the header's kid and the claims' JSON types --
+
+@pytest.mark.parametrize("kid", [7, 1.5, True, ["a"], {"k": "v"}, "x" * 300, "kid\u0000"])
+def test_a_kid_that_is_not_a_short_string_is_refused_with_401(app, client, platform, kid):
+    state, nonce = _login(client, platform)
+    token = sign_raw(platform, {"alg": "RS256", "typ": "JWT", "kid": kid}, json.dumps(_claims(platform, nonce)))
+    response = _post(client, token, state)
+    assert response.status_code == 401, page(response)
+    assert "&#39;kid&#39; must be a short string" in page(response)
+    assert platform.jwks_fetches == 0
+    with app.app_context():
+        assert db.session.get(LoginState, state).used_at is None
+
+
+WRONG_TYPES = [
+    ("exp", lambda now: str(now + 300), "&#39;exp&#39; claim must be a number"),
+    ("iat", lambda now: str(now), "&#39;iat&#39; claim must be a number"),
+    ("exp", lambda now: True, "&#39;exp&#39; claim must be a number"),
+    ("exp", lambda now: None, "&#39;exp&#39; claim must be a number"),
+    ("nbf", lambda now: "0", "&#39;nbf&#39; claim must be a number"),
+    ("sub", lambda now: 12345, "&#39;sub&#39; claim must be a string"),
+    ("iss", lambda now: ["x"], "&#39;iss&#39; claim must be a string"),
+    ("aud", lambda now: ["tool-client-1", 7], "&#39;aud&#39; claim must be a string or a list of strings"),
+    ("aud", lambda now: 7, "&#39;aud&#39; claim must be a string or a list of strings"),
+    ("azp", lambda now: 7, "&#39;azp&#39; claim must be a string"),
+    ("nonce", lambda now: 1, "&#39;nonce&#39; claim must be a string"),
+    ("name", lambda now: {"first": "Maria"}, "&#39;name&#39; claim must be a string"),
+    ("email", lambda now: ["maria@example.org"], "&#39;email&#39; claim must be a string"),
+    (LTI + "deployment_id", lambda now: 1, "&#39;deployment_id&#39; claim must be a string"),
+    (LTI + "message_type", lambda now: ["LtiResourceLinkRequest"], "&#39;message_type&#39; claim must be a string"),
+    (LTI + "roles", lambda now: "Learner", "&#39;roles&#39; claim must be a list"),
+    (LTI + "roles", lambda now: [MEMBER_ROLE, 3], "roles claim must be a list of role URIs"),
+    (LTI + "context", lambda now: "course-101", "&#39;context&#39; claim must be a JSON object"),
+    (LTI + "context", lambda now: {"id": 101}, "&#39;context&#39; claim has &#39;id&#39; of the wrong type"),
+    (LTI + "context", lambda now: {"id": "c", "title": ["t"]}, "has &#39;title&#39; of the wrong type"),
+    (LTI + "resource_link", lambda now: {"id": None}, "&#39;resource_link&#39; claim has &#39;id&#39;"),
+    (LTI + "custom", lambda now: ["module=x"], "&#39;custom&#39; claim must be a JSON object"),
+    ("https://purl.imsglobal.org/spec/lti-ags/claim/endpoint", lambda now: {"lineitems": 5},
+     "&#39;endpoint&#39; claim has &#39;lineitems&#39; of the wrong type"),
+]
+MEMBER_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+
+
+@pytest.mark.parametrize("claim, value, expected", WRONG_TYPES, ids=[f"{c[0].rsplit('/', 1)[-1]}-{i}"
+                                                                     for i, c in enumerate(WRONG_TYPES)])
+def test_claims_of_the_wrong_json_type_are_refused_and_nothing_is_written(app, client, platform, claim, value,
+                                                                         expected):
+    state, nonce = _login(client, platform)
+    claims = _claims(platform, nonce)
+    claims[claim] = value(int(time.time()))
+    header = {"alg": "RS256", "typ": "JWT", "kid": platform.active_key.kid}
+    response = _post(client, sign_raw(platform, header, json.dumps(claims)), state)
+    assert 400 <= response.status_code < 500, page(response)
+    assert expected in page(response)
+    assert _counts(app) == {"Account": 0, "Course": 0, "ResourceLink": 0, "Launch": 0}
+    with app.app_context():
+        assert db.session.get(LoginState, state).used_at is None
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_exp_that_is_not_a_finite_number_is_refused(client, platform, value):
+    state, nonce = _login(client, platform)
+    claims = _claims(platform, nonce)
+    claims["exp"] = 0
+    body = json.dumps(claims).replace('"exp": 0', f'"exp": {value}')
+    token = sign_raw(platform, {"alg": "RS256", "typ": "JWT", "kid": platform.active_key.kid}, body)
+    response = _post(client, token, state)
+    assert response.status_code == 400 and "&#39;exp&#39; claim must be a number" in page(response)
+
+
+# -- 8.8: control characters --
+
+IDENTIFIERS = [
+    ("sub", lambda c: c.update(sub="user\u0000-1")),
+    ("deployment_id", lambda c: c.update({LTI + "deployment_id": "deployment-1\u0000"})),
+    ("context.id", lambda c: c[LTI + "context"].update(id="course\u0000-101")),
+    ("resource_link.id", lambda c: c[LTI + "resource_link"].update(id="link\u001b1")),
+    ("aud", lambda c: c.update(aud=["tool-client-1", "x\u0000"], azp="tool-client-1")),
+    ("sub", lambda c: c.update(sub="user-\ud800")),
+    ("context.id", lambda c: c[LTI + "context"].update(id="c" * 256)),
+]
+
+
+@pytest.mark.parametrize("claim, change", IDENTIFIERS, ids=[f"{c[0]}-{i}" for i, c in enumerate(IDENTIFIERS)])
+def test_identifiers_with_control_characters_are_refused_with_a_400_naming_the_claim(app, client, platform, claim,
+                                                                                    change):
+    state, nonce = _login(client, platform)
+    claims = _claims(platform, nonce)
+    change(claims)
+    header = {"alg": "RS256", "typ": "JWT", "kid": platform.active_key.kid}
+    response = _post(client, sign_raw(platform, header, json.dumps(claims)), state)
+    assert response.status_code == 400, page(response)
+    assert f"The id_token&#39;s &#39;{claim}&#39;" in page(response)
+    assert "identifier" in page(response)
+    assert _counts(app) == {"Account": 0, "Course": 0, "ResourceLink": 0, "Launch": 0}
+
+
+def test_display_text_loses_control_characters_and_the_launch_goes_through(app, client, platform):
+    state, nonce = _login(client, platform)
+    claims = _claims(platform, nonce, name="Maria\u0000 Mem\u0007ber", email="maria\u0000@example.org",
+                     given_name="Ma\tria\nX")
+    claims[LTI + "context"]["title"] = "Course\u0000 101\u001f"
+    claims[LTI + "resource_link"]["title"] = "Bargaining\u0000 Certificate \ud800"
+    claims[LTI + "custom"] = {"note\u0000": "a\u0000b"}
+    response = _post(client, platform.sign(claims), state)
+    assert response.status_code == 303, page(response)
+    with app.app_context():
+        account = db.session.scalars(sa.select(Account)).one()
+        assert (account.name, account.email, account.given_name) == ("Maria Member", "maria@example.org",
+                                                                     "Ma ria X")
+        assert db.session.scalars(sa.select(Course)).one().title == "Course 101"
+        link = db.session.scalars(sa.select(ResourceLink)).one()
+        assert link.title == "Bargaining Certificate " and link.custom == {"note": "ab"}
+        stored = db.session.scalars(sa.select(Launch)).one().claims
+        assert "\u0000" not in json.dumps(stored) and "\\u0000" not in json.dumps(stored)
+
+
+def test_form_input_loses_control_characters_before_any_view_reads_it(client, platform, do_launch):
+    from tests.conftest import REGISTRATION, register
+
+    home = do_launch(platform, "member").location
+    register(client, home, name="Maria\u0000 Member", local_association="Spring\u0007field EA")
+    text = page(client.get(home + "registration"))
+    assert "Maria Member" in text and "Springfield EA" in text
+
+
+def test_a_roster_name_with_nul_does_not_break_the_workshop_page(app, client, platform, do_launch):
+    from tests.test_workshops import make_workshop, open_as_instructor, place, text
+
+    platform.add_members(3)
+    platform.members[0]["name"] = "Nul\u0000 Name"
+    platform.members[0]["email"] = "nul\u0000@example.org"
+    platform.members[1]["user_id"] = "bad\u0000id"  # an identifier that cannot be kept: that member is skipped
+    platform.members[2]["family_name"] = "Line\nBreak\u001b"
+    public_id = make_workshop(app, platform, "bargaining-foundations")
+    place(platform, public_id, "bargaining-foundations")
+    response = client.get(open_as_instructor(client, do_launch, platform))
+    assert response.status_code == 200
+    html = text(response)
+    assert "Nul Name" in html and "nul@example.org" in html
+    with app.app_context():
+        subs = set(db.session.scalars(sa.select(Account.sub)))
+        assert "roster-1" in subs and "roster-3" in subs and not any("\u0000" in s for s in subs)
+        assert db.session.scalars(sa.select(Account).where(Account.sub == "roster-3")).one().family_name == \
+            "Line Break"
