@@ -26,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    from lti_tool import cli, errors
+    from lti_tool import cli, errors, headers
     from lti_tool.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)
@@ -69,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(demo.bp)
 
     errors.init_app(app)
+    headers.init_app(app)
     cli.init_app(app)
     if app.config.get("GRADES_BACKGROUND_SYNC") and not app.config.get("TESTING"):
         from lti_tool.services.passback import start_background_sync
