@@ -201,3 +201,132 @@ def test_a_roster_name_with_nul_does_not_break_the_workshop_page(app, client, pl
         assert "roster-1" in subs and "roster-3" in subs and not any("\u0000" in s for s in subs)
         assert db.session.scalars(sa.select(Account).where(Account.sub == "roster-3")).one().family_name == \
             "Line Break"
+
+
+# -- 8.3: forged kids in bulk --
+
+def test_a_launch_without_a_live_login_is_refused_before_any_key_set_fetch(client, platform):
+    # A valid issuer and audience, a random kid, and a state the tool never issued: no key set is fetched.
+    claims = _claims(platform, "any-nonce")
+    for state in ("made-up-state", "", "x" * 80):
+        token = platform.sign(claims, key=KeyPair.generate(kid=f"random-{state[:5]}"))
+        response = _post(client, token, state)
+        assert response.status_code in (400, 401), page(response)
+    assert platform.jwks_fetches == 0
+
+
+def test_a_launch_with_another_logins_nonce_is_refused_before_any_key_set_fetch(client, platform):
+    state, _ = _login(client, platform)
+    token = platform.sign(_claims(platform, "not-this-logins-nonce"), key=KeyPair.generate(kid="random-kid"))
+    response = _post(client, token, state)
+    assert response.status_code == 401 and "nonce is not the one this tool issued" in page(response)
+    assert platform.jwks_fetches == 0
+
+
+def test_many_launches_with_random_kids_fetch_the_key_set_once_and_hold_no_worker(app, platform, do_launch):
+    app.config["LTI_KEY_SET_REFETCH_SECONDS"] = 60
+    assert do_launch(platform, "member").status_code == 303
+    assert platform.jwks_fetches == 1
+    # The attacker starts real logins (the login endpoint is open to anyone) and forges a kid for each.
+    forged = []
+    for number in range(16):
+        browser = app.test_client()
+        state, nonce = _login(browser, platform)
+        forged.append((browser, platform.sign(_claims(platform, nonce), key=KeyPair.generate(kid=f"forged-{number}")),
+                       state))
+    barrier = threading.Barrier(len(forged))
+    results = []
+
+    def attack(browser, token, state):
+        barrier.wait()
+        started = time.monotonic()
+        response = _post(browser, token, state)
+        results.append((response.status_code, time.monotonic() - started, page(response)))
+
+    threads = [threading.Thread(target=attack, args=item) for item in forged]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _, _ in results] == [401] * len(forged)
+    assert all("which is not in the key set" in text for _, _, text in results)
+    assert platform.jwks_fetches == 1  # still the first fetch: the interval holds
+    assert time.monotonic() - started < 4, results  # refused at once, not after waiting on a fetch
+    # A member's launch right after still works.
+    assert do_launch(platform, "member").status_code == 303
+
+
+class SlowKeySetPlatform:
+    """Wrap an emulator's key set so it answers after a delay (a fetch really in flight)."""
+
+    def __init__(self, emulator, delay: float):
+        self.original = emulator._jwks
+        self.delay = delay
+        emulator._jwks = self
+
+    def __call__(self, request):
+        time.sleep(self.delay)
+        return self.original(request)
+
+
+def test_launches_wait_for_a_key_set_fetch_in_flight_and_one_fetch_serves_them(app, platform, do_launch):
+    assert do_launch(platform, "member").status_code == 303
+    platform.rotate_key()  # the platform signs with a new key that the tool has not seen
+    SlowKeySetPlatform(platform, 0.6)
+    browsers = [app.test_client() for _ in range(4)]
+    forms = []
+    for browser in browsers:
+        response = browser.get("/lti/login", query_string=login_params(platform))
+        form = platform.authorize(response.location)
+        form.pop("action")
+        forms.append(form)
+    barrier = threading.Barrier(len(browsers))
+    statuses = []
+
+    def go(browser, form):
+        barrier.wait()
+        statuses.append(browser.post("/lti/launch", data=form).status_code)
+
+    threads = [threading.Thread(target=go, args=pair) for pair in zip(browsers, forms, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [303] * len(browsers)
+    assert platform.jwks_fetches == 2
+
+
+@pytest.mark.rate_limits
+def test_refused_launches_are_rate_limited_per_address_with_a_clear_page(app, client, platform, do_launch):
+    app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"] = "5 per minute"
+    # Successful launches do not count: a room of members behind one address is never slowed.
+    for _ in range(6):
+        assert do_launch(platform, "member").status_code == 303
+    for _ in range(5):
+        assert _post(client, "garbage", "x").status_code == 400
+    refused = _post(client, "garbage", "x")
+    assert refused.status_code == 429
+    assert "Too many launches from your network were refused" in page(refused)
+    assert "Wait a minute" in page(refused)
+    # Another address is not affected.
+    other = app.test_client()
+    assert other.post("/lti/launch", data={"id_token": "garbage"},
+                      environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 400
+
+
+@pytest.mark.rate_limits
+def test_refused_launches_are_rate_limited_per_issuer(app, platform, make_platform, do_launch):
+    app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ISSUER"] = "4 per minute"
+    other_lms = make_platform(client_id="other-client", issuer="https://other-lms.example.edu")
+    forged = platform.sign(_claims(platform, "n"), key=KeyPair.generate(kid="forged"))
+    for number in range(4):
+        response = app.test_client().post("/lti/launch", data={"id_token": forged, "state": "s"},
+                                          environ_base={"REMOTE_ADDR": f"10.0.1.{number}"})
+        assert response.status_code == 401
+    blocked = app.test_client().post("/lti/launch", data={"id_token": forged, "state": "s"},
+                                     environ_base={"REMOTE_ADDR": "10.0.1.99"})
+    assert blocked.status_code == 429
+    assert "Too many launches for your learning platform were refused" in page(blocked)
+    # Another platform's launches go on.
+    assert do_launch(other_lms, "member").status_code == 303

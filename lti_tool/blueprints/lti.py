@@ -9,10 +9,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from lti_tool.auth import remember_launch
 from lti_tool.extensions import csrf, db, limiter
-from lti_tool.lti import keys
+from lti_tool.lti import keys, platform_origins
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, validate_launch
+from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, unverified_issuer, validate_launch
 from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, purge_login_states
 from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
 from lti_tool.lti.sync import record_launch
@@ -54,8 +54,30 @@ def login():
     return response
 
 
+def _refused(response) -> bool:
+    return response.status_code >= 400
+
+
+def _launch_issuer() -> str:
+    # Unverified, and only for counting: a forged token counts against the issuer it names (when registered).
+    issuer = unverified_issuer(request.form.get("id_token"))
+    return "issuer:" + issuer if issuer in platform_origins.registered().issuers else "issuer:unregistered"
+
+
+_TOO_MANY_FROM_ADDRESS = ("Too many launches from your network were refused in the last minute, so the tool is "
+                          "pausing launches from it. Wait a minute, then open the tool again from your course.")
+_TOO_MANY_FOR_ISSUER = ("Too many launches for your learning platform were refused in the last minute, so the tool "
+                        "is pausing its launches. Wait a minute, then open the tool again from your course; if it "
+                        "keeps happening, tell the platform's administrators.")
+
+
 @bp.post("/lti/launch")
 @csrf.exempt
+# Refused launches only: a room of members behind one address launching at once must never be slowed.
+@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"], deduct_when=_refused,
+               error_message=_TOO_MANY_FROM_ADDRESS)
+@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ISSUER"], key_func=_launch_issuer,
+               deduct_when=_refused, error_message=_TOO_MANY_FOR_ISSUER)
 def launch():
     """Validate the platform's launch, record who and where, and send the user to their page."""
     result = validate_launch(request.cookies, storage_verified=request.form.get("lti_storage_verified") == "1")

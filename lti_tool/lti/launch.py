@@ -399,6 +399,15 @@ def _unverified_parts(id_token: str) -> tuple[dict | None, dict | None]:
     return header, body
 
 
+def unverified_issuer(id_token: str | None) -> str | None:
+    """Return the `iss` a token claims, unchecked (for counting refused launches per platform only)."""
+    if not id_token or len(id_token) > MAX_ID_TOKEN_LENGTH:
+        return None
+    _, body = _unverified_parts(id_token)
+    issuer = body.get("iss") if body else None
+    return issuer if isinstance(issuer, str) else None
+
+
 def _when(timestamp) -> str:
     if timestamp is None:
         return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
