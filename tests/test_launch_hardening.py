@@ -330,3 +330,41 @@ def test_refused_launches_are_rate_limited_per_issuer(app, platform, make_platfo
     assert "Too many launches for your learning platform were refused" in page(blocked)
     # Another platform's launches go on.
     assert do_launch(other_lms, "member").status_code == 303
+
+
+# -- 8.12: launches planted in the browser's session --
+
+def test_a_launch_for_another_account_drops_launches_planted_in_the_session(app, client, platform, do_launch,
+                                                                             member_launch):
+    from flask.testing import FlaskClient
+
+    from tests.platform import User
+    from tests.test_workshops import _make_code, make_workshop, open_as_instructor, place
+
+    platform.users["mallory"] = User("user-mallory", "Mallory", "mallory@example.org", [MEMBER_ROLE])
+    public_id = make_workshop(app, platform, "bargaining-foundations")
+    place(platform, public_id, "bargaining-foundations")
+    attacker = FlaskClient(app, use_cookies=True)
+    attacker_home = member_launch(platform, "mallory", browser=attacker)
+    # The attacker plants their session (with their launch in the workshop's course) in the victim's browser.
+    victim = FlaskClient(app, use_cookies=True)
+    victim.set_cookie("lti_tool_session", attacker.get_cookie("lti_tool_session").value)
+    assert victim.get(attacker_home).status_code == 302  # the planted launch opens its workshop
+    # The victim launches the tool from another course of theirs.
+    platform.context_id, platform.resource_link_id, platform.claim_overrides = "course-202", "link-202", {}
+    victim_home = member_launch(platform, "member", browser=victim)
+    assert victim.get(victim_home).status_code == 200
+    assert victim.get(attacker_home).status_code == 401
+    # The room's QR code for the workshop in the attacker's course never checks the victim in as the attacker.
+    platform.context_id = "course-101"
+    place(platform, public_id, "bargaining-foundations")
+    code = _make_code(client, open_as_instructor(client, do_launch, platform))
+    response = victim.get(f"/check-in/{code}")
+    assert response.status_code == 200 and "open your course in your LMS" in page(response)
+
+
+def test_launches_of_one_account_in_several_courses_stay_usable_together(client, platform, member_launch):
+    first = member_launch(platform)
+    platform.context_id = "course-202"
+    second = member_launch(platform)
+    assert client.get(first).status_code == 200 and client.get(second).status_code == 200

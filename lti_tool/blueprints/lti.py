@@ -86,7 +86,7 @@ def launch():
     record = record_launch(result)
     db.session.commit()
     if result.browser_holds_state():
-        remember_launch(record.id)
+        remember_launch(record)
         response = redirect(landing_url(record), code=303)
     else:
         # Verified through the platform's storage: this browser keeps no cookie in the iframe.
@@ -121,7 +121,7 @@ def resume(token: str):
     claim_handoff(launch_id)
     db.session.commit()
     record = db.session.get(Launch, launch_id)
-    remember_launch(record.id)
+    remember_launch(record)
     return redirect(landing_url(record), code=303)
 
 
