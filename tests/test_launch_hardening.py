@@ -368,3 +368,35 @@ def test_launches_of_one_account_in_several_courses_stay_usable_together(client,
     platform.context_id = "course-202"
     second = member_launch(platform)
     assert client.get(first).status_code == 200 and client.get(second).status_code == 200
+
+
+# -- issue 11: the replay race, over real HTTP --
+
+def test_the_same_id_token_posted_twice_at_once_succeeds_exactly_once(app, platform, live_server):
+    import requests
+
+    launch_url = live_server + "/lti/launch"
+    for _ in range(4):
+        browser = requests.Session()
+        login = browser.get(live_server + "/lti/login", allow_redirects=False,
+                            params=login_params(platform, target_link_uri=launch_url))
+        assert login.status_code == 302, login.text
+        form = platform.authorize(login.headers["Location"])
+        assert form.pop("action") == launch_url
+        barrier = threading.Barrier(2)
+        answers = []
+
+        def post():
+            barrier.wait()
+            answers.append(browser.post(launch_url, data=form, allow_redirects=False, timeout=30))
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [303, 401], [a.text[:300] for a in answers]
+        assert "This launch link was already used" in next(a.text for a in answers if a.status_code == 401)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 4
