@@ -7,14 +7,22 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(live_server, make_platform,
+def _course_site(app, lms) -> str:
+    """The course page's origin: "localhost", where the tool is "127.0.0.1", so the frame is third-party."""
+    site = lms.base_url.replace("127.0.0.1", "localhost")
+    # The LMS's registration names 127.0.0.1: allow its other name to frame the tool, as an operator would.
+    app.config["FRAME_ANCESTORS"] = site
+    app.extensions.pop("platform_origins", None)
+    return site
+
+
+def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(app, live_server, make_platform,
                                                                               browser_page):
     lms = make_platform()
     login = live_server + "/lti/login?" + urlencode({
         "iss": lms.issuer, "login_hint": "member", "target_link_uri": live_server + "/lti/launch",
         "client_id": lms.client_id, "lti_deployment_id": lms.deployment_id, "lti_storage_target": "_parent"})
-    # The course page is on "localhost", the tool on "127.0.0.1": another site, so the frame is third-party.
-    course = lms.base_url.replace("127.0.0.1", "localhost") + "/course?" + urlencode({"tool_login": login})
+    course = _course_site(app, lms) + "/course?" + urlencode({"tool_login": login})
     page = browser_page
     page.goto(course)
     frame = page.frame_locator("iframe[name=tool]")
@@ -30,13 +38,13 @@ def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(l
     assert window.get_by_role("heading", level=1).inner_text() == "Register for the Bargaining Certificate"
 
 
-def test_framed_launch_without_cookies_or_storage_offers_to_start_again_in_a_new_window(live_server, make_platform,
-                                                                                       browser_page):
+def test_framed_launch_without_cookies_or_storage_offers_to_start_again_in_a_new_window(app, live_server,
+                                                                                       make_platform, browser_page):
     lms = make_platform()
     login = live_server + "/lti/login?" + urlencode({
         "iss": lms.issuer, "login_hint": "member", "target_link_uri": live_server + "/lti/launch",
         "client_id": lms.client_id, "lti_deployment_id": lms.deployment_id})
-    course = lms.base_url.replace("127.0.0.1", "localhost") + "/course?" + urlencode({"tool_login": login})
+    course = _course_site(app, lms) + "/course?" + urlencode({"tool_login": login})
     page = browser_page
     page.goto(course)
     frame = page.frame_locator("iframe[name=tool]")
