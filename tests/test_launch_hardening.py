@@ -39,13 +39,19 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+_LOADED_KEYS: dict = {}
+
+
 def sign_raw(emulator, header: dict, body: str) -> str:
     """Sign any header and JSON text with the platform's real key (PyJWT refuses to make malformed headers)."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding
 
     signing_input = f"{_b64(header)}." + base64.urlsafe_b64encode(body.encode()).rstrip(b"=").decode()
-    key = serialization.load_pem_private_key(emulator.active_key.private_pem.encode(), None)
+    pem = emulator.active_key.private_pem
+    if pem not in _LOADED_KEYS:  # loading checks the key, which costs a hundred times more than signing
+        _LOADED_KEYS[pem] = serialization.load_pem_private_key(pem.encode(), None)
+    key = _LOADED_KEYS[pem]
     signature = base64.urlsafe_b64encode(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))
     return f"{signing_input}.{signature.rstrip(b'=').decode()}"
 
