@@ -81,6 +81,7 @@ class ToolMessageLaunch(MessageLaunch):
             self.validate_jwt_format()
             self.validate_registration()
             self.validate_state()
+            self.validate_state_cookie()
             self.validate_nonce()
             self.validate_jwt_signature()
             self.validate_deployment()
@@ -289,6 +290,16 @@ class ToolMessageLaunch(MessageLaunch):
                        f"{int(LOGIN_TTL.total_seconds() // 60)} minutes ago. Relaunch the tool from the course.", 401)
         return self
 
+    def validate_state_cookie(self):
+        """Refuse a launch from a browser without the login's cookie, unless the platform's storage can vouch."""
+        if self.browser_holds_state() or self.login.storage_target:
+            return self
+        raise LaunchError(
+            "no_state_cookie",
+            "Your browser did not keep this tool's cookie inside the course page (third-party cookies are "
+            "blocked), so the launch could not be tied to you. Open the tool in a new window to continue.",
+            status=401, platform=self.platform.issuer, retry_url=_new_window_login_url(self.login))
+
     def validate_nonce(self):
         # Before the signature: a launch with another login's nonce is refused without fetching any key.
         nonce = self._jwt["body"].get("nonce")
@@ -425,17 +436,11 @@ def validate_launch(cookies, storage_verified: bool = False) -> ToolMessageLaunc
     """
     launch = ToolMessageLaunch(FlaskRequest(), cookies)
     launch.validate()
-    if not launch.browser_holds_state():
-        if launch.login.storage_target and not storage_verified:
-            return PendingStorageCheck(state=launch.login.state, nonce=launch.login.nonce,
-                                       id_token=launch._request.get_param("id_token"),
-                                       storage_target=launch.login.storage_target)
-        if not launch.login.storage_target:
-            raise LaunchError(
-                "no_state_cookie",
-                "Your browser did not keep this tool's cookie inside the course page (third-party cookies are "
-                "blocked), so the launch could not be tied to you. Open the tool in a new window to continue.",
-                status=401, platform=launch.platform.issuer, retry_url=_new_window_login_url(launch.login))
+    if not launch.browser_holds_state() and not storage_verified:
+        # validate_state_cookie let it through only because the platform offers postMessage storage.
+        return PendingStorageCheck(state=launch.login.state, nonce=launch.login.nonce,
+                                   id_token=launch._request.get_param("id_token"),
+                                   storage_target=launch.login.storage_target)
     launch.consume_login()
     return launch
 
