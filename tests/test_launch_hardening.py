@@ -180,7 +180,7 @@ def test_display_text_loses_control_characters_and_the_launch_goes_through(app, 
 
 
 def test_form_input_loses_control_characters_before_any_view_reads_it(client, platform, do_launch):
-    from tests.conftest import REGISTRATION, register
+    from tests.conftest import register
 
     home = do_launch(platform, "member").location
     register(client, home, name="Maria\u0000 Member", local_association="Spring\u0007field EA")
@@ -402,11 +402,11 @@ def test_the_same_id_token_posted_twice_at_once_succeeds_exactly_once(app, platf
         barrier = threading.Barrier(2)
         answers = []
 
-        def post():
+        def post(browser, form, barrier, answers):
             barrier.wait()
             answers.append(browser.post(launch_url, data=form, allow_redirects=False, timeout=30))
 
-        threads = [threading.Thread(target=post) for _ in range(2)]
+        threads = [threading.Thread(target=post, args=(browser, form, barrier, answers)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

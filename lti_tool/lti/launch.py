@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import jwt
-from jwt.utils import base64url_decode
 import sqlalchemy as sa
 from flask import current_app, url_for
+from jwt.utils import base64url_decode
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskRequest
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch

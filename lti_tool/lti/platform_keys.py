@@ -82,7 +82,7 @@ def _claim_fetch(platform_id: int, min_gap: timedelta, in_flight_until) -> bool:
 
 def _finish_fetch(platform_id: int, key_set: dict | None) -> None:
     # Its own short transaction: the cache must survive even when this launch is refused later.
-    values = {"key_set_fetched_at": utcnow()}
+    values: dict[str, object] = {"key_set_fetched_at": utcnow()}
     if key_set is not None:
         values["cached_key_set"] = key_set
     with db.engine.begin() as conn:

@@ -68,8 +68,7 @@ def _wildcard(value: str) -> str | None:
 
 def registered() -> Registered:
     """Return the registered issuers and frame origins (cached per app and process)."""
-    app = current_app._get_current_object()
-    cached: Registered | None = app.extensions.get("platform_origins")
+    cached: Registered | None = current_app.extensions.get("platform_origins")
     now = time.monotonic()
     if cached is not None and cached.generation == _generation and now - cached.read_at < CACHE_SECONDS:
         return cached
@@ -78,7 +77,7 @@ def registered() -> Registered:
         rows = conn.execute(sa.select(Platform.issuer, Platform.auth_login_url, Platform.auth_token_url)).all()
     fresh = Registered(issuers=frozenset(r[0] for r in rows), frame_origins=_frame_origins(rows), read_at=now,
                        generation=generation)
-    app.extensions["platform_origins"] = fresh
+    current_app.extensions["platform_origins"] = fresh
     return fresh
 
 
