@@ -74,7 +74,8 @@ def test_inline_scripts_run_only_with_this_responses_nonce(client, platform):
 
 def test_pages_with_personal_data_are_never_cached_and_public_assets_may_be(client, platform, member_launch):
     home = member_launch(platform)
-    for path in (home, home + "progress", home + "registration", "/verify/BC-2026-XXXXXX", "/lti/register"):
+    for path in (home, home + "progress", home + "registration", home + "certificate.pdf", home + "admin/",
+                 home + "admin/export/progress.csv", "/verify/BC-2026-XXXXXX", "/lti/register"):
         assert client.get(path).headers["Cache-Control"] == "no-store", path
     with client.get("/static/tool.css") as static:
         assert "no-store" not in static.headers.get("Cache-Control", "")
