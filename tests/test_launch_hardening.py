@@ -416,3 +416,11 @@ def test_the_same_id_token_posted_twice_at_once_succeeds_exactly_once(app, platf
         assert "This launch link was already used" in next(a.text for a in answers if a.status_code == 401)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 4
+
+
+def test_a_refusal_is_logged_on_one_line_whatever_the_request_carried(client, platform, caplog):
+    response = client.get("/lti/login", query_string=login_params(
+        platform, iss="https://lms.example.edu\nrefused POST /lti/launch: platform=forged reason=ok", client_id=None))
+    assert response.status_code == 400
+    [record] = [r for r in caplog.records if r.getMessage().startswith("refused GET /lti/login")]
+    assert "\n" not in record.getMessage() and "platform=https://lms.example.edu refused" in record.getMessage()
