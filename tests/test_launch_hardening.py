@@ -333,7 +333,7 @@ def test_refused_launches_are_rate_limited_per_address_with_a_clear_page(app, cl
 
 @pytest.mark.rate_limits
 def test_refused_launches_are_rate_limited_per_issuer(app, platform, make_platform, do_launch):
-    app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ISSUER"] = "4 per minute"
+    app.config["RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM"] = "4 per minute"
     other_lms = make_platform(client_id="other-client", issuer="https://other-lms.example.edu")
     forged = platform.sign(_claims(platform, "n"), key=KeyPair.generate(kid="forged"))
     for number in range(4):

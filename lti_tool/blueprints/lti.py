@@ -12,7 +12,7 @@ from lti_tool.extensions import csrf, db, limiter
 from lti_tool.lti import keys, platform_origins
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, unverified_issuer, validate_launch
+from lti_tool.lti.launch import PendingStorageCheck, claim_handoff, unverified_registration, validate_launch
 from lti_tool.lti.login import LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, purge_login_states
 from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
 from lti_tool.lti.sync import record_launch
@@ -58,15 +58,18 @@ def _refused(response) -> bool:
     return response.status_code >= 400
 
 
-def _launch_issuer() -> str:
-    # Unverified, and only for counting: a forged token counts against the issuer it names (when registered).
-    issuer = unverified_issuer(request.form.get("id_token"))
-    return "issuer:" + issuer if issuer in platform_origins.registered().issuers else "issuer:unregistered"
+def _launch_registration() -> str:
+    # Unverified, and only for counting: a forged token counts against the registration it names (issuer and client
+    # id, since Canvas cloud's customers share one issuer), when there is one.
+    named = unverified_registration(request.form.get("id_token"))
+    if named is None or named not in platform_origins.registered().registrations:
+        return "registration:none"
+    return "registration:" + hashlib.sha256("\n".join(named).encode()).hexdigest()
 
 
 _TOO_MANY_FROM_ADDRESS = ("Too many launches from your network were refused in the last minute, so the tool is "
                           "pausing launches from it. Wait a minute, then open the tool again from your course.")
-_TOO_MANY_FOR_ISSUER = ("Too many launches for your learning platform were refused in the last minute, so the tool "
+_TOO_MANY_FOR_PLATFORM = ("Too many launches for your learning platform were refused in the last minute, so the tool "
                         "is pausing its launches. Wait a minute, then open the tool again from your course; if it "
                         "keeps happening, tell the platform's administrators.")
 
@@ -76,8 +79,8 @@ _TOO_MANY_FOR_ISSUER = ("Too many launches for your learning platform were refus
 # Refused launches only: a room of members behind one address launching at once must never be slowed.
 @limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"], deduct_when=_refused,
                error_message=_TOO_MANY_FROM_ADDRESS)
-@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ISSUER"], key_func=_launch_issuer,
-               deduct_when=_refused, error_message=_TOO_MANY_FOR_ISSUER)
+@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM"], key_func=_launch_registration,
+               deduct_when=_refused, error_message=_TOO_MANY_FOR_PLATFORM)
 def launch():
     """Validate the platform's launch, record who and where, and send the user to their page."""
     result = validate_launch(request.cookies, storage_verified=request.form.get("lti_storage_verified") == "1")

@@ -410,13 +410,17 @@ def _unverified_parts(id_token: str) -> tuple[dict | None, dict | None]:
     return header, body
 
 
-def unverified_issuer(id_token: str | None) -> str | None:
-    """Return the `iss` a token claims, unchecked (for counting refused launches per platform only)."""
+def unverified_registration(id_token: str | None) -> tuple[str, str] | None:
+    """Return the (issuer, client id) a token claims, unchecked (for counting refused launches per platform only)."""
     if not id_token or len(id_token) > MAX_ID_TOKEN_LENGTH:
         return None
     _, body = _unverified_parts(id_token)
-    issuer = body.get("iss") if body else None
-    return issuer if isinstance(issuer, str) else None
+    if not body or not isinstance(body.get("iss"), str):
+        return None
+    aud, azp = body.get("aud"), body.get("azp")
+    client_id = azp if isinstance(azp, str) else aud if isinstance(aud, str) else (
+        aud[0] if isinstance(aud, list) and aud and isinstance(aud[0], str) else None)
+    return (body["iss"], client_id) if client_id else None
 
 
 def _when(timestamp) -> str:

@@ -1,6 +1,6 @@
-"""The registered platforms as the response headers and rate limits see them: issuers, and the origins that may frame
-the tool. Read from the database at most every few seconds per process (every response needs them), and at once
-after this process changes a registration."""
+"""The registered platforms as the response headers and rate limits see them: issuer and client id pairs, and the
+origins that may frame the tool. Read from the database at most every few seconds per process (every response needs
+them), and at once after this process changes a registration."""
 import re
 import threading
 import time
@@ -24,7 +24,8 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9
 class Registered:
     """What is registered, as of `read_at`."""
 
-    issuers: frozenset[str]
+    #: (issuer, client id) of every registration: Canvas cloud's customers share an issuer, not a client id.
+    registrations: frozenset[tuple[str, str]]
     frame_origins: tuple[str, ...]
     read_at: float
     generation: int
@@ -74,9 +75,10 @@ def registered() -> Registered:
         return cached
     generation = _generation
     with db.engine.connect() as conn:
-        rows = conn.execute(sa.select(Platform.issuer, Platform.auth_login_url, Platform.auth_token_url)).all()
-    fresh = Registered(issuers=frozenset(r[0] for r in rows), frame_origins=_frame_origins(rows), read_at=now,
-                       generation=generation)
+        rows = conn.execute(sa.select(Platform.issuer, Platform.auth_login_url, Platform.auth_token_url,
+                                      Platform.client_id)).all()
+    fresh = Registered(registrations=frozenset((r[0], r[3]) for r in rows),
+                       frame_origins=_frame_origins(r[:3] for r in rows), read_at=now, generation=generation)
     current_app.extensions["platform_origins"] = fresh
     return fresh
 
