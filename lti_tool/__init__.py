@@ -6,12 +6,15 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lti_tool.config import load_settings
+from lti_tool.text import CleanRequest
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then environment, then the given overrides."""
     app = Flask(__name__, instance_path=os.environ.get("LTI_TOOL_INSTANCE", None) or None,
                 instance_relative_config=True)
+    # Every form and query string arrives without control characters (PostgreSQL refuses NUL in text).
+    app.request_class = CleanRequest
     app.config.from_mapping(load_settings(app.instance_path))
     if config:
         app.config.update(config)
@@ -23,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    from lti_tool import cli, errors
+    from lti_tool import cli, errors, headers
     from lti_tool.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)
@@ -66,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(demo.bp)
 
     errors.init_app(app)
+    headers.init_app(app)
     cli.init_app(app)
     if app.config.get("GRADES_BACKGROUND_SYNC") and not app.config.get("TESTING"):
         from lti_tool.services.passback import start_background_sync

@@ -12,6 +12,8 @@ from lti_tool.wording import with_article
 
 #: Launch ids this browser may use; the most recent few, so several courses can be open in tabs.
 SESSION_KEY = "launches"
+#: The one account (platform + sub) those launches belong to.
+SESSION_ACCOUNT = "account"
 MAX_LAUNCHES_PER_BROWSER = 10
 #: A launch signs the user in for a working day; after that they relaunch from the LMS.
 LAUNCH_LIFETIME = timedelta(hours=8)
@@ -19,21 +21,35 @@ LAUNCH_LIFETIME = timedelta(hours=8)
 _RANK = {ToolRole.MEMBER: 0, ToolRole.INSTRUCTOR: 1, ToolRole.ADMIN: 2}
 
 
-def remember_launch(launch_id: str) -> None:
-    """Let this browser use the launch (a signed cookie that stays a few hundred bytes)."""
-    ids = [i for i in session.get(SESSION_KEY, []) if i != launch_id]
-    session[SESSION_KEY] = (ids + [launch_id])[-MAX_LAUNCHES_PER_BROWSER:]
+def remember_launch(launch: Launch) -> None:
+    """Let this browser use the launch (a signed cookie that stays a few hundred bytes).
+
+    The browser holds launches of one account only: a launch for another account (someone else, or launch ids
+    planted in this browser's session) drops the others, so no page can act as an account the last launch was not.
+    """
+    kept = session.get(SESSION_KEY, []) if session.get(SESSION_ACCOUNT) == launch.account_id else []
+    ids = [i for i in kept if i != launch.id]
+    session[SESSION_KEY] = (ids + [launch.id])[-MAX_LAUNCHES_PER_BROWSER:]
+    session[SESSION_ACCOUNT] = launch.account_id
     session.permanent = True
+
+
+def browser_launches() -> list[str]:
+    """Return the launch ids this browser holds, most recent last."""
+    return list(session.get(SESSION_KEY, [])) if session.get(SESSION_ACCOUNT) is not None else []
 
 
 def load_launch(launch_id: str) -> Launch:
     """Return the launch if this browser holds it and it is still fresh; otherwise abort with 401."""
-    if launch_id not in session.get(SESSION_KEY, []):
+    if launch_id not in browser_launches():
         abort(401, description="This page belongs to a launch that this browser did not make, or the "
                                "session ended. Open the tool again from your course.")
     launch = db.session.get(Launch, launch_id)
     if launch is None or utcnow() - launch.created_at > LAUNCH_LIFETIME:
         abort(401, description="Your session with the tool has ended. Open the tool again from your course.")
+    if launch.account_id != session.get(SESSION_ACCOUNT):
+        abort(401, description="This page belongs to another person's launch. Open the tool again from your "
+                               "course.")
     return launch
 
 

@@ -60,6 +60,14 @@ def load_settings(instance_path: str) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
+        # Refused launches (a bad token, an unknown key, a replay) per client address and per registered platform
+        # (issuer + client id): once over, that address or platform gets 429 for the rest of the window. Successful
+        # launches do not count.
+        "RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS": env.get("RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS", "30 per minute"),
+        "RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM": env.get("RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM", "300 per minute"),
+        # Origins allowed to frame the tool besides the registered platforms' (a Canvas on a vanity domain):
+        # "https://canvas.school.edu, https://*.school.edu".
+        "FRAME_ANCESTORS": env.get("LTI_FRAME_ANCESTORS", ""),
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()

@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 
 from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
+from lti_tool.text import clean_line
 
 log = logging.getLogger("lti_tool.errors")
 
@@ -40,8 +41,9 @@ def init_app(app) -> None:
     @app.errorhandler(LaunchError)
     def launch_refused(error: LaunchError):
         db.session.rollback()  # nothing half-written stays
+        # One line per refusal: values a request brought (an issuer, a deployment id) cannot forge log lines.
         log.warning("refused %s %s: platform=%s reason=%s: %s", request.method, request.path,
-                    error.platform or "unknown", error.reason, error.message)
+                    clean_line(error.platform or "unknown")[:300], error.reason, clean_line(error.message))
         return _render(error.status, error.message, error.reason, error.retry_url)
 
     @app.errorhandler(HTTPException)

@@ -59,8 +59,8 @@ def _database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def app(tmp_path):
-    """Return a fresh app on an empty database."""
+def app(tmp_path, request):
+    """Return a fresh app on an empty database (rate limits on only for tests marked `rate_limits`)."""
     app = create_app({
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path),
@@ -69,6 +69,8 @@ def app(tmp_path):
         "DEMO_PLATFORM": True,
         "LTI_KEY_SET_REFETCH_SECONDS": 0,
         "GRADES_BACKGROUND_SYNC": False,
+        # Every test comes from 127.0.0.1: rate limits are off unless a test is marked `rate_limits`.
+        "RATELIMIT_ENABLED": request.node.get_closest_marker("rate_limits") is not None,
     })
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():

@@ -10,10 +10,11 @@ from werkzeug.wrappers import Response
 
 from lti_tool.auth import remember_launch
 from lti_tool.extensions import csrf, db, limiter
-from lti_tool.lti import keys
+from lti_tool.lti import keys, platform_origins
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import PendingResubmit, PendingStorageCheck, claim_handoff, validate_launch
+from lti_tool.lti.launch import (PendingResubmit, PendingStorageCheck, claim_handoff, unverified_registration,
+                                 validate_launch)
 from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, browser_binding, holds,
                                 purge_login_states, storage_proof)
 from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
@@ -101,8 +102,33 @@ def login_cookie(state: str):
     return response
 
 
+def _refused(response) -> bool:
+    return response.status_code >= 400
+
+
+def _launch_registration() -> str:
+    # Unverified, and only for counting: a forged token counts against the registration it names (issuer and client
+    # id, since Canvas cloud's customers share one issuer), when there is one.
+    named = unverified_registration(request.form.get("id_token"))
+    if named is None or named not in platform_origins.registered().registrations:
+        return "registration:none"
+    return "registration:" + hashlib.sha256("\n".join(named).encode()).hexdigest()
+
+
+_TOO_MANY_FROM_ADDRESS = ("Too many launches from your network were refused in the last minute, so the tool is "
+                          "pausing launches from it. Wait a minute, then open the tool again from your course.")
+_TOO_MANY_FOR_PLATFORM = ("Too many launches for your learning platform were refused in the last minute, so the tool "
+                        "is pausing its launches. Wait a minute, then open the tool again from your course; if it "
+                        "keeps happening, tell the platform's administrators.")
+
+
 @bp.post("/lti/launch")
 @csrf.exempt
+# Refused launches only: a room of members behind one address launching at once must never be slowed.
+@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"], deduct_when=_refused,
+               error_message=_TOO_MANY_FROM_ADDRESS)
+@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM"], key_func=_launch_registration,
+               deduct_when=_refused, error_message=_TOO_MANY_FOR_PLATFORM)
 def launch():
     """Validate the platform's launch, record who and where, and send the user to their page."""
     # A POST straight from the platform's site may lack the cookie only because of SameSite rules or a storage
@@ -119,7 +145,7 @@ def launch():
     record = record_launch(result)
     db.session.commit()
     if result.browser_holds_state():
-        remember_launch(record.id)
+        remember_launch(record)
         response = redirect(landing_url(record), code=303)
     else:
         # Verified through the platform's storage: this browser keeps no cookie in the iframe.
@@ -155,7 +181,7 @@ def resume(token: str):
     claim_handoff(launch_id)
     db.session.commit()
     record = db.session.get_one(Launch, launch_id)
-    remember_launch(record.id)
+    remember_launch(record)
     return redirect(landing_url(record), code=303)
 
 

@@ -17,7 +17,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from lti_tool.auth import LAUNCH_LIFETIME, SESSION_KEY, launch_required
+from lti_tool.auth import LAUNCH_LIFETIME, SESSION_ACCOUNT, browser_launches, launch_required
 from lti_tool.extensions import db, limiter
 from lti_tool.lti.claims import ToolRole
 from lti_tool.models import Account, Launch
@@ -246,10 +246,12 @@ def check_in_link(code: str):
     """Open the check-in of the QR code: in this browser's launch of that course, or say how to get there."""
     workshop = workshop_service.workshop_for_code(code)
     if workshop is not None:
-        # Only a launch this browser already holds, in the workshop's own course, may check in.
-        for launch_id in reversed(session.get(SESSION_KEY, [])):
+        # Only a launch this browser already holds, of the account it last launched as, in the workshop's own
+        # course, may check in.
+        for launch_id in reversed(browser_launches()):
             launch = db.session.get(Launch, launch_id)
-            if (launch is not None and launch.course_id == workshop.course_id and launch.role == ToolRole.MEMBER
+            if (launch is not None and launch.account_id == session.get(SESSION_ACCOUNT)
+                    and launch.course_id == workshop.course_id and launch.role == ToolRole.MEMBER
                     and utcnow() - launch.created_at <= LAUNCH_LIFETIME):
                 return redirect(url_for("workshops.attend", launch_id=launch.id, public_id=workshop.public_id,
                                         code=code.upper()))

@@ -4,8 +4,10 @@ pylti1p3's MessageLaunch drives the validation; the checks it lacks or gets wron
 nonces used once (atomically), `aud`/`azp`, clock leeway, RS256 only, key sets cached and refetched for an
 unknown `kid`, state and launch data kept server-side.
 """
+import binascii
 import json
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 import jwt
 import sqlalchemy as sa
 from flask import current_app, url_for
+from jwt.utils import base64url_decode
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskRequest
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch, TJwtData
@@ -29,6 +32,7 @@ from lti_tool.lti.platform_keys import public_key_for
 from lti_tool.lti.tool_config import DatabaseToolConf, ToolRegistration, find_deployment, find_platform
 from lti_tool.models import Deployment, Launch, LoginState, Platform
 from lti_tool.models.base import rowcount, utcnow
+from lti_tool.text import clean_json, clean_line, has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +85,27 @@ class ToolMessageLaunch(MessageLaunch):
         self.platform: Platform | None = None
         self.login: LoginState | None = None
         self.deployment: Deployment | None = None
+        #: The launch POST came from the platform's site without the cookie: the tool may post it once more itself.
+        self.may_resubmit = False
 
     def _get_request_param(self, key):
         return self._request.get_param(key)
 
-    # -- the order matters: nothing is consumed or written until the token itself is proven good --
+    # -- the order matters: nothing is consumed or written until the token itself is proven good, and nothing
+    # that can wait (a key-set fetch) runs before the launch is shown to belong to a live login of this platform --
     def validate(self):
         """Run every check, consume the state and nonce last; return self."""
         self._validated = True
         try:
             self.validate_jwt_format()
             self.validate_registration()
+            self.validate_state()
+            self.validate_state_cookie()
+            self.validate_nonce()
             self.validate_jwt_signature()
             self.validate_deployment()
             self.validate_message()
-            self.validate_state()
-            self.validate_nonce()
+            self._jwt["body"] = clean_json(self._jwt["body"])
         except LtiException as exc:  # a pylti1p3 check we did not replace
             self._validated = False
             raise LaunchError("invalid_launch", f"The launch is not valid: {exc}.",
@@ -124,20 +133,61 @@ class ToolMessageLaunch(MessageLaunch):
                        "after the login at /lti/login.")
         if len(id_token) > MAX_ID_TOKEN_LENGTH:
             self._fail("bad_token", "The id_token is far larger than any launch token; it was refused.")
-        try:
-            decoded = jwt.api_jwt.decode_complete(id_token, options={"verify_signature": False})
-            header, body = decoded["header"], decoded["payload"]
-        except (jwt.DecodeError, ValueError, TypeError):
+        header, body = _unverified_parts(id_token)
+        if header is None or body is None:
             self._fail("bad_token", "The id_token is not a valid JWT (it must be three base64url parts of JSON).")
         if not isinstance(body, dict) or not isinstance(header, dict):
             self._fail("bad_token", "The id_token is not a valid JWT.")
         self._jwt = cast(TJwtData, {"header": header, "body": body})  # checked claim by claim below
         alg = header.get("alg")
         if alg != "RS256":
-            self._fail("bad_alg", f"The id_token is signed with '{alg}'; LTI 1.3 accepts only RS256.", 401)
-        if not isinstance(header.get("kid"), str) or not header.get("kid"):
+            self._fail("bad_alg", f"The id_token is signed with {_shown(alg)}; LTI 1.3 accepts only RS256.", 401)
+        kid = header.get("kid")
+        if kid is None or kid == "":
             self._fail("no_kid", "The id_token's header has no 'kid', so the platform key cannot be chosen.", 401)
+        if not isinstance(kid, str) or len(kid) > 255 or has_control_characters(kid):
+            self._fail("bad_kid", f"The id_token's header 'kid' must be a short string naming one of the platform's "
+                       f"keys; it is {_json_type(kid)}.", 401)
+        self._check_claim_types(body)
         return self
+
+    def _check_claim_types(self, body: dict) -> None:
+        """Refuse claims of the wrong JSON type (before anything trusts them): `"exp": "1700000000"` is not a time."""
+        for name, expected in CLAIM_TYPES.items():
+            if name in body and not _is_type(body[name], expected, optional=name in OPTIONAL_CLAIMS):
+                self._fail("bad_claim_type", f"The id_token's '{_claim_name(name)}' claim must be "
+                           f"{_TYPE_WORDS[expected]}; it is {_json_type(body[name])}. The platform sent a malformed "
+                           "launch: tell its administrators.")
+        for name, members in CLAIM_MEMBERS.items():
+            value = body.get(name)
+            if not isinstance(value, dict):
+                continue
+            for member, expected in members.items():
+                if member in value and not _is_type(value[member], expected, optional=member not in ("id",)):
+                    self._fail("bad_claim_type", f"The id_token's '{_claim_name(name)}' claim has '{member}' of "
+                               f"the wrong type: it must be {_TYPE_WORDS[expected]}; it is "
+                               f"{_json_type(value[member])}. The platform sent a malformed launch: tell its "
+                               "administrators.")
+        aud = body.get("aud")
+        if isinstance(aud, list) and not all(isinstance(a, str) for a in aud):
+            self._fail("bad_claim_type", "The id_token's 'aud' claim must be a string or a list of strings.")
+        roles = body.get(Claim.ROLES)
+        if isinstance(roles, list) and not all(isinstance(r, str) for r in roles):
+            self._fail("bad_claim_type", "The id_token's roles claim must be a list of role URIs (strings).")
+        for name in IDENTIFIER_CLAIMS:
+            self._check_identifier(_claim_name(name), body.get(name))
+        for name, member in IDENTIFIER_MEMBERS:
+            value = body.get(name)
+            if isinstance(value, dict):
+                self._check_identifier(f"{_claim_name(name)}.{member}", value.get(member))
+        for client_id in (aud if isinstance(aud, list) else [aud]):
+            self._check_identifier("aud", client_id)
+
+    def _check_identifier(self, name: str, value) -> None:
+        if isinstance(value, str) and (len(value) > 255 or has_control_characters(value)):
+            why = "is longer than 255 characters" if len(value) > 255 else "contains control characters (such as NUL)"
+            self._fail("bad_identifier", f"The id_token's '{name}' {why}, so the tool cannot use it as an "
+                       "identifier. The platform sent a malformed launch: tell its administrators.")
 
     def _client_id_candidates(self) -> list[str]:
         body = self._jwt["body"]
@@ -255,7 +305,7 @@ class ToolMessageLaunch(MessageLaunch):
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
                        "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
-        self.login = db.session.get(LoginState, state) if len(state) <= 64 else None
+        self.login = db.session.get(LoginState, state) if len(state) <= 64 and state.isprintable() else None
         if self.login is None or self.login.platform_id != self.platform.id:
             self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
                        "Relaunch the tool from the course.", 401)
@@ -267,10 +317,22 @@ class ToolMessageLaunch(MessageLaunch):
                        f"{int(LOGIN_TTL.total_seconds() // 60)} minutes ago. Relaunch the tool from the course.", 401)
         return self
 
+    def validate_state_cookie(self):
+        """Refuse a launch from a browser without the login's cookie (before the signature, so before any key-set
+        fetch), unless the platform's storage can vouch or the tool may post it again from its own page."""
+        if self.login is None:
+            raise RuntimeError("validate_state() finds the login before the state cookie is checked")
+        if self.browser_holds_state() or self.login.storage_target or self.may_resubmit:
+            return self
+        raise _no_state_cookie(self)
+
     def validate_nonce(self):
         if self.login is None:
             raise RuntimeError("validate_state() finds the login before the nonce is checked")
+        # Before the signature: a launch with another login's nonce is refused without fetching any key.
         nonce = self._jwt["body"].get("nonce")
+        if nonce is None:
+            self._fail("missing_claim", "The id_token has no 'nonce' claim.", 401)
         if not isinstance(nonce, str) or nonce != self.login.nonce:
             self._fail("bad_nonce", "The id_token's nonce is not the one this tool issued for this login.", 401)
         return self
@@ -314,6 +376,98 @@ class ToolMessageLaunch(MessageLaunch):
         return cast(dict, self._jwt["body"])  # pylti1p3 types it as its TypedDict; it is the plain JSON object
 
 
+NUMBER, STRING, LIST, OBJECT = "number", "string", "list", "object"
+#: The claims the tool reads, and their JSON types. Missing ones are checked where they are required.
+CLAIM_TYPES = {
+    "iss": STRING, "aud": (STRING, LIST), "azp": STRING, "sub": STRING, "nonce": STRING,
+    "exp": NUMBER, "iat": NUMBER, "nbf": NUMBER,
+    "name": STRING, "given_name": STRING, "family_name": STRING, "email": STRING,
+    Claim.DEPLOYMENT_ID: STRING, Claim.MESSAGE_TYPE: STRING, Claim.VERSION: STRING, Claim.TARGET_LINK_URI: STRING,
+    Claim.ROLES: LIST, Claim.CONTEXT: OBJECT, Claim.RESOURCE_LINK: OBJECT, Claim.CUSTOM: OBJECT,
+    Claim.DEEP_LINKING_SETTINGS: OBJECT, Claim.AGS_ENDPOINT: OBJECT, Claim.NRPS: OBJECT,
+    Claim.TOOL_PLATFORM: OBJECT, Claim.LAUNCH_PRESENTATION: OBJECT,
+}
+#: Claims a platform may send as null, meaning "not given" (names and email under a privacy setting).
+OPTIONAL_CLAIMS = {"name", "given_name", "family_name", "email", Claim.CUSTOM, Claim.LAUNCH_PRESENTATION,
+                   Claim.TOOL_PLATFORM}
+#: Members of object claims the tool reads (null allowed except for an `id`).
+CLAIM_MEMBERS = {
+    Claim.CONTEXT: {"id": STRING, "title": STRING, "label": STRING},
+    Claim.RESOURCE_LINK: {"id": STRING, "title": STRING},
+    Claim.DEEP_LINKING_SETTINGS: {"deep_link_return_url": STRING, "accept_types": LIST},
+    Claim.AGS_ENDPOINT: {"lineitem": STRING, "lineitems": STRING, "scope": LIST},
+    Claim.NRPS: {"context_memberships_url": STRING},
+}
+#: Identifiers: stored and matched as given, so a control character refuses the launch instead of being dropped.
+IDENTIFIER_CLAIMS = ("iss", "azp", "sub", "nonce", Claim.DEPLOYMENT_ID)
+IDENTIFIER_MEMBERS = ((Claim.CONTEXT, "id"), (Claim.RESOURCE_LINK, "id"))
+
+_TYPE_WORDS = {NUMBER: "a number (seconds since 1970)", STRING: "a string", LIST: "a list", OBJECT: "a JSON object",
+               (STRING, LIST): "a string or a list of strings"}
+
+
+def _is_type(value, expected, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    if isinstance(expected, tuple):
+        return any(_is_type(value, e) for e in expected)
+    if expected == NUMBER:  # JSON has no NaN or Infinity, but Python's parser takes them
+        return isinstance(value, int | float) and not isinstance(value, bool) and (
+            isinstance(value, int) or math.isfinite(value))
+    return isinstance(value, {STRING: str, LIST: list, OBJECT: dict}[expected])
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "a JSON object"
+
+
+def _claim_name(name: str) -> str:
+    # The short name an admin recognises: ".../claim/deployment_id" -> "deployment_id".
+    return name.rsplit("/", 1)[-1]
+
+
+def _shown(value) -> str:
+    """Quote a value from the token for a message: short and printable."""
+    text = value if isinstance(value, str) else json.dumps(value)[:40]
+    return "'" + clean_line(text)[:40] + "'"
+
+
+def _unverified_parts(id_token: str) -> tuple[dict | None, dict | None]:
+    """Read the header and claims of a JWT without checking it (to choose the registration and key)."""
+    # Read by hand: PyJWT refuses some malformed headers (a numeric `kid`) with errors that name nothing useful.
+    parts = id_token.split(".")
+    if len(parts) != 3:
+        return None, None
+    try:
+        header, body = (json.loads(base64url_decode(part.encode("ascii"))) for part in parts[:2])
+    except (ValueError, TypeError, RecursionError, binascii.Error):
+        return None, None
+    if not isinstance(header, dict) or not isinstance(body, dict):
+        return None, None
+    return header, body
+
+
+def unverified_registration(id_token: str | None) -> tuple[str, str] | None:
+    """Return the (issuer, client id) a token claims, unchecked (for counting refused launches per platform only)."""
+    if not id_token or len(id_token) > MAX_ID_TOKEN_LENGTH:
+        return None
+    _, body = _unverified_parts(id_token)
+    if not body or not isinstance(body.get("iss"), str):
+        return None
+    aud, azp = body.get("aud"), body.get("azp")
+    client_id = azp if isinstance(azp, str) else aud if isinstance(aud, str) else (
+        aud[0] if isinstance(aud, list) and aud and isinstance(aud[0], str) else None)
+    return (body["iss"], client_id) if client_id else None
+
+
 def _when(timestamp) -> str:
     if timestamp is None:
         return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -333,6 +487,7 @@ def validate_launch(cookies, storage_proof_given: str | None = None, may_resubmi
     gets past either: it holds the cookie, or its platform storage holds the proof.
     """
     launch = ToolMessageLaunch(FlaskRequest(), cookies)
+    launch.may_resubmit = may_resubmit
     launch.validate()
     if launch.login is None or launch.platform is None:
         raise RuntimeError("a validated launch has its platform and login")

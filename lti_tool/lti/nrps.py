@@ -3,11 +3,15 @@
 The memberships come in pages linked by `Link: <...>; rel="next"`; the next URL is followed exactly as sent
 (pylti1p3 lower-cases it, which breaks platforms whose URLs carry capitals).
 """
+import logging
 from dataclasses import dataclass
 
 from lti_tool.lti import service_client
 from lti_tool.lti.claims import Claim, Role, Scope, ToolRole, tool_role
 from lti_tool.models import Platform
+from lti_tool.text import clean_line, has_control_characters
+
+log = logging.getLogger(__name__)
 
 MEMBERSHIP_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 #: A course of 10,000 members in pages of 50 is 200 pages; more means the platform is looping.
@@ -57,7 +61,8 @@ def memberships_url(claims: dict) -> str | None:
 
 
 def _text(value, limit: int) -> str | None:
-    return value.strip()[:limit] or None if isinstance(value, str) else None
+    # A roster name with a NUL once broke the whole course's workshop page: one line of text, no controls.
+    return clean_line(value).strip()[:limit] or None if isinstance(value, str) else None
 
 
 def _role(value: str) -> str:
@@ -68,8 +73,11 @@ def _role(value: str) -> str:
 def _membership(raw) -> Membership | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("user_id"), str) or not raw["user_id"]:
         return None
-    roles = raw["roles"] if isinstance(raw.get("roles"), list) else []
-    status = raw["status"] if isinstance(raw.get("status"), str) else "Active"
+    if has_control_characters(raw["user_id"]) or len(raw["user_id"]) > 255:
+        log.warning("roster member skipped: user_id %r is not a usable identifier", raw["user_id"][:40])
+        return None
+    roles = [clean_line(r) for r in raw["roles"] if isinstance(r, str)] if isinstance(raw.get("roles"), list) else []
+    status = clean_line(raw["status"]) if isinstance(raw.get("status"), str) else "Active"
     return Membership(user_id=raw["user_id"][:255], name=_text(raw.get("name"), 300),
                       given_name=_text(raw.get("given_name"), 200), family_name=_text(raw.get("family_name"), 200),
                       email=_text(raw.get("email"), 320),

@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 #: Parsed keys by (kid, modulus): parsing a JWK costs more than verifying a signature.
 _parsed_keys: dict[tuple[str, str], object] = {}
 _parsed_lock = threading.Lock()
-#: One fetch at a time per platform within a process; across processes, _claim_fetch decides.
-_fetch_locks: dict[int, threading.Lock] = {}
 
 MAX_KEY_SET_BYTES = 512 * 1024
 
@@ -64,7 +62,13 @@ def _fresh_key_set_row(platform_id: int):
                             .where(Platform.id == platform_id)).one()
 
 
-def _claim_fetch(platform_id: int, min_gap: timedelta) -> bool:
+# `key_set_fetched_at` says where the platform's key set stands, for every worker of every process:
+#   in the future - a fetch is in flight, and will have given up by then (the HTTP deadline);
+#   in the past   - the last fetch ended then; the next may start LTI_KEY_SET_REFETCH_SECONDS later.
+# So one fetch at a time per platform, at most one per interval, and a launch waits only while a fetch is
+# really in flight: a flood of forged `kid`s is refused at once instead of holding workers.
+
+def _claim_fetch(platform_id: int, min_gap: timedelta, in_flight_until) -> bool:
     """Let one worker of all fetch the key set now (an atomic claim on key_set_fetched_at)."""
     now = utcnow()
     with db.engine.begin() as conn:
@@ -72,44 +76,53 @@ def _claim_fetch(platform_id: int, min_gap: timedelta) -> bool:
             sa.update(Platform)
             .where(Platform.id == platform_id,
                    sa.or_(Platform.key_set_fetched_at.is_(None), Platform.key_set_fetched_at <= now - min_gap))
-            .values(key_set_fetched_at=now))
+            .values(key_set_fetched_at=in_flight_until))
     return claimed.rowcount == 1
 
 
-def _store_fetched(platform_id: int, key_set: dict) -> None:
+def _finish_fetch(platform_id: int, key_set: dict | None) -> None:
     # Its own short transaction: the cache must survive even when this launch is refused later.
+    values: dict[str, object] = {"key_set_fetched_at": utcnow()}
+    if key_set is not None:
+        values["cached_key_set"] = key_set
     with db.engine.begin() as conn:
-        conn.execute(sa.update(Platform).where(Platform.id == platform_id).values(cached_key_set=key_set))
+        conn.execute(sa.update(Platform).where(Platform.id == platform_id).values(**values))
 
 
-def _wait_for_other_fetch(platform_id: int, kid: str, seconds: float = 1.0) -> dict | None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        key_set, _ = _fresh_key_set_row(platform_id)
+def _wait_while_in_flight(platform_id: int, kid: str) -> dict | None:
+    """Wait for another worker's fetch, only while it is in flight; return the key set once it knows `kid`."""
+    while True:
+        key_set, fetched_at = _fresh_key_set_row(platform_id)
         if _find_jwk(key_set, kid) is not None:
             return key_set
+        if fetched_at is None or fetched_at <= utcnow():
+            return key_set  # no fetch in flight (any more): the kid is unknown
         time.sleep(0.05)
-    return None
 
 
 def _refresh_key_set(platform: Platform, kid: str) -> dict | None:
     """Get a key set that may know `kid`: from another worker's fetch, or by fetching it (one worker at a time)."""
     if not platform.key_set_url:
         return None  # only a stored key set: nothing to fetch
-    min_gap = timedelta(seconds=current_app.config["LTI_KEY_SET_REFETCH_SECONDS"])
-    with _fetch_locks.setdefault(platform.id, threading.Lock()):
-        key_set, _ = _fresh_key_set_row(platform.id)
-        if _find_jwk(key_set, kid) is not None:
-            return key_set  # another thread or worker fetched it meanwhile
-        if _claim_fetch(platform.id, min_gap):
-            key_set = fetch_key_set(platform.key_set_url)
-            log.info("fetched key set of platform %s (%s): %d keys", platform.id, platform.issuer,
-                     len(key_set["keys"]))
-            _store_fetched(platform.id, key_set)
-            return key_set
-        # Another worker is fetching now, or fetched within LTI_KEY_SET_REFETCH_SECONDS: wait briefly for
-        # its result (short, so forged kids cannot tie up threads).
-        return _wait_for_other_fetch(platform.id, kid)
+    config = current_app.config
+    min_gap = timedelta(seconds=config["LTI_KEY_SET_REFETCH_SECONDS"])
+    key_set, fetched_at = _fresh_key_set_row(platform.id)
+    if _find_jwk(key_set, kid) is not None:
+        return key_set  # another thread or worker fetched it meanwhile
+    if fetched_at is not None and fetched_at > utcnow():
+        return _wait_while_in_flight(platform.id, kid)
+    # The HTTP deadline bounds the fetch; a worker that dies mid-fetch frees the claim when it passes.
+    in_flight_until = utcnow() + timedelta(seconds=config["HTTP_TIMEOUT"] + 1)
+    if not _claim_fetch(platform.id, min_gap, in_flight_until):
+        # Fetched within LTI_KEY_SET_REFETCH_SECONDS (the kid is unknown), or another worker claimed it just now.
+        return _wait_while_in_flight(platform.id, kid)
+    key_set = None
+    try:
+        key_set = fetch_key_set(platform.key_set_url)
+        log.info("fetched key set of platform %s (%s): %d keys", platform.id, platform.issuer, len(key_set["keys"]))
+    finally:
+        _finish_fetch(platform.id, key_set)
+    return key_set
 
 
 def public_key_for(platform: Platform, kid: str):

@@ -7,10 +7,12 @@ from lti_tool.lti.launch import ToolMessageLaunch, dump_claims, new_launch_id, r
 from lti_tool.models import Account, Course, Deployment, Enrolment, Launch, ResourceLink
 from lti_tool.models.base import upsert, utcnow
 from lti_tool.services.people import ensure_person
+from lti_tool.text import clean_line
 
 
 def _text(value, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    # Names, emails and titles are one line of display text (the claims reach here already without NUL).
+    return clean_line(value)[:limit] or None if isinstance(value, str) else None
 
 
 def _sync_course(lms_id: int, context: dict, now) -> int:
