@@ -74,6 +74,10 @@ def app(tmp_path, request):
     })
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():
+        if app.config["RATELIMIT_ENABLED"]:
+            from lti_tool.extensions import limiter
+
+            limiter.reset()  # counts kept in memory by an earlier test must not carry over
         _reset_schema()
         keys.ensure_active_key()
         db.session.commit()

@@ -67,9 +67,28 @@ def test_inline_scripts_run_only_with_this_responses_nonce(client, platform):
     assert "'unsafe-inline'" not in scripts and "'self'" in scripts
     [nonce] = [s.removeprefix("'nonce-").removesuffix("'") for s in scripts if s.startswith("'nonce-")]
     inline = re.findall(r"<script( [^>]*)?>(?!</script>)", response.get_data(as_text=True))
-    assert inline and all(f'nonce="{nonce}"' in attributes for attributes in inline if "src=" not in attributes)
+    executable = [attributes for attributes in inline
+                  if "src=" not in attributes and 'type="application/json"' not in attributes]
+    assert all(f'nonce="{nonce}"' in attributes for attributes in executable)
     again = client.get("/lti/login", query_string=login_params(platform, lti_storage_target="_parent"))
     assert csp(again)["script-src"] != scripts  # a new nonce per response
+
+
+def test_every_inline_script_in_the_templates_carries_the_nonce():
+    """The CSP blocks inline scripts without this response's nonce: a template that forgets it breaks its page.
+    JSON data blocks (`type="application/json"`) do not run and need none."""
+    from pathlib import Path
+
+    import lti_tool
+
+    checked = 0
+    for template in (Path(lti_tool.__file__).parent / "templates").rglob("*.html"):
+        for attributes in re.findall(r"<script( [^>]*)?>", template.read_text()):
+            if "src=" in attributes or 'type="application/json"' in attributes:
+                continue
+            checked += 1
+            assert 'nonce="{{ csp_nonce() }}"' in attributes, template
+    assert checked >= 2  # the deep-linking response and the demo's auto-post submit themselves
 
 
 def test_pages_with_personal_data_are_never_cached_and_public_assets_may_be(client, platform, member_launch):

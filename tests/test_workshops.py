@@ -643,6 +643,7 @@ def test_code_of_a_workshop_in_another_course_is_refused(app, client, platform, 
     assert rows(app, WorkshopRecord) == []
 
 
+@pytest.mark.rate_limits
 def test_wrong_codes_are_rate_limited_per_member(app, client, platform, do_launch, workshop, member_browser,
                                                  member_launch):
     from flask.testing import FlaskClient
@@ -667,6 +668,7 @@ def test_wrong_codes_are_rate_limited_per_member(app, client, platform, do_launc
     assert [r.account_id for r in rows(app, WorkshopRecord)] == [account_id(app, "user-member-2")]
 
 
+@pytest.mark.rate_limits
 def test_the_check_in_address_is_rate_limited_per_network_address(app, client):
     from lti_tool.blueprints.workshops import CHECK_IN_LINKS
 
@@ -677,6 +679,7 @@ def test_the_check_in_address_is_rate_limited_per_network_address(app, client):
     assert refused.status_code == 429 and "wait a minute" in text(refused)
 
 
+@pytest.mark.rate_limits
 def test_right_codes_do_not_count_toward_the_limit(app, client, platform, do_launch, workshop, member_browser):
     browser, attend = member_browser
     code = _make_code(client, open_as_instructor(client, do_launch, platform))
