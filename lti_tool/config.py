@@ -60,6 +60,8 @@ def load_settings(instance_path: str) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
+        # Days the console's launch log keeps launches and refused launches (`flask --app lti_tool launches purge`).
+        "LAUNCH_LOG_DAYS": int(env.get("LAUNCH_LOG_DAYS", "30")),
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
