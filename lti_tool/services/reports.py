@@ -215,7 +215,7 @@ def chart_svg(report: Report) -> bytes:
     label_column, value_column = report.chart
     # Dark text on white, and the tool's blue: readable, and no colour carries meaning alone (the table says all).
     style = Style(background="white", plot_background="white", foreground="#1a1a1a", foreground_strong="#1a1a1a",
-                  foreground_subtle="#555555", colors=("#1f4e8c",), font_family="DejaVu Sans, Arial, sans-serif",
+                  foreground_subtle="#555555", colors=("#0b5cad",), font_family="DejaVu Sans, Arial, sans-serif",
                   label_font_size=12, major_label_font_size=12, title_font_size=16, value_font_size=12)
     chart = pygal.Bar(style=style, js=[], show_legend=False, width=800, height=420, x_label_rotation=30,
                       print_values=True, title=report.title, no_data_text="Nothing to show yet")
