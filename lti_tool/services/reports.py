@@ -208,6 +208,7 @@ def build(slug: str, catalog: Catalog) -> Report:
 def chart_svg(report: Report) -> bytes:
     """Draw the report's chart as a self-contained SVG (no scripts, no addresses outside the tool)."""
     import pygal
+    from pygal.etree import etree
     from pygal.style import Style
 
     if report.chart is None:
@@ -221,4 +222,10 @@ def chart_svg(report: Report) -> bytes:
                       print_values=True, title=report.title, no_data_text="Nothing to show yet")
     chart.x_labels = [str(row[label_column]) for row in report.rows]
     chart.add(report.header[value_column], [float(Decimal(str(row[value_column]))) for row in report.rows])
-    return chart.render()
+    # pygal always embeds a script with its tooltip settings: an image needs none, so it is taken out.
+    tree = chart.render_tree()
+    for parent in tree.iter():
+        for child in list(parent):
+            if str(child.tag).endswith("script"):
+                parent.remove(child)
+    return b"<?xml version='1.0' encoding='utf-8'?>\n" + etree.tostring(tree)
