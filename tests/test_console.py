@@ -175,7 +175,8 @@ def test_an_admin_cannot_disable_the_registration_they_are_signed_in_through(app
 
 def test_a_registration_link_is_shown_once_and_can_be_revoked(app, console):
     browser, base, token = console
-    bad = browser.post(base + "registration-links", data={"csrf_token": token, "name": "Springfield", "expires_in": "20w"})
+    bad = browser.post(base + "registration-links", data={"csrf_token": token, "name": "Springfield",
+                                                           "expires_in": "20w"})
     assert bad.status_code == 400 and "between a minute and 90 days" in text(bad)
     page = text(browser.post(base + "registration-links", data={"csrf_token": token, "name": "Springfield U",
                                                                    "expires_in": "2d"}))
@@ -265,7 +266,8 @@ def test_the_launch_log_is_purged_after_its_days(app, console):
                                   client_id=None, address="192.0.2.2")
         db.session.commit()
     result = app.test_cli_runner().invoke(args=["launches", "purge"])
-    assert result.exit_code == 0 and "Deleted 1 refused-launch row(s) and 1 launch(es) older than 30 days" in result.output
+    assert result.exit_code == 0
+    assert "Deleted 1 refused-launch row(s) and 1 launch(es) older than 30 days" in result.output
     with app.app_context():
         assert [r.message for r in db.session.scalars(sa.select(LaunchRefusal))] == ["new"]
 
@@ -276,7 +278,8 @@ def test_gradebook_queue_shows_the_lms_answer_and_retries_or_discards_with_a_rea
     platform.score_failures = [422, 422]
     with app.app_context():
         ids = [passback.queue_score(platform_id=1, course_id=None, user_id=user, score_given=5, score_maximum=6,
-                                    line_item_url=url, label="Power mapping workshop").id for user in ("user-member-1", "user-2", "user-3")]
+                                    line_item_url=url, label="Power mapping workshop").id
+               for user in ("user-member-1", "user-2", "user-3")]
         db.session.commit()
         passback.send_due(concurrency=1)
         first = {i: db.session.get(OutboxScore, i).status for i in ids}
@@ -359,3 +362,42 @@ def test_reports_count_export_safely_and_draw_charts(app, console, platform, mem
     assert not re.search(r'(href|src)="(https?:)?//', body)
     assert browser.get(base + "reports/workshops.svg").status_code == 404
     assert browser.get(base + "reports/nope").status_code == 404
+
+
+@pytest.mark.browser
+def test_console_pages_pass_axe_and_work_by_keyboard(app, platform, do_launch, live_server, browser_page):
+    from tests.test_accessibility import violations
+
+    # The launch goes through the test client (the LMS emulator's own flow), then the browser takes its session.
+    served_at = app.config["PUBLIC_BASE_URL"]
+    app.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    browser = app.test_client()
+    home = do_launch(platform, "admin", browser=browser).location
+    app.config["PUBLIC_BASE_URL"] = served_at
+    assert app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer,
+                                              "--sub", "user-admin-1"]).exit_code == 0
+    page = browser_page
+    page.context.add_cookies([{"name": "lti_tool_session", "value": browser.get_cookie("lti_tool_session").value,
+                               "url": live_server}])
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    base = live_server + home + "admin/"
+    for path in ("platforms", "keys", "launches", "gradebook", "reports", "reports/certificates-by-month",
+                 "reports/hours-by-module", "reports/by-local-association", "audit", ""):
+        page.goto(base + path)
+        assert page.get_by_role("navigation", name="Program console").count() == 1, path
+        assert violations(page) == [], path
+
+    # By keyboard: the copy button of the JWKS address, then the check of the platform.
+    page.goto(base + "platforms")
+    copy = page.locator('button[data-copy="url-jwks"]')
+    assert copy.is_visible()
+    copy.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('copy-status').textContent.length > 0")
+    assert "jwks.json" in page.locator("#copy-status").inner_text()
+    page.locator("form[action$='/platforms/1/check'] button").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#check-result")
+    assert "no problems found" in page.locator("#check-heading").inner_text()
+    assert page.evaluate("document.activeElement.id") == "check-result"
+    assert violations(page) == [], "platforms with a check result"
