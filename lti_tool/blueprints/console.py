@@ -166,7 +166,7 @@ def launches_page(launch_id: str):
         "admin/launches.html", launch=g.launch, days=days, platforms=platforms.all_platforms(),
         platform_id=platform_id, reason=reason, reasons=launch_log.reasons_seen(days),
         refusals=launch_log.refusals(platform_id=platform_id, reason=reason, days=days),
-        launches=launch_log.recent_launches(platform_id=platform_id or None, days=days) if not reason else [])
+        launches=launch_log.recent_launches(platform_id=platform_id, days=days) if not reason else [])
 
 
 # -- gradebook queue ---------------------------------------------------------------------------------------------
