@@ -122,16 +122,10 @@ def platform_enable(platform_id):
 @click.option("--id", "platform_id", type=int, required=True, help="The registration's number (platform list).")
 def platform_check(platform_id):
     """Fetch a platform's key set and OpenID configuration, ask it for a token, and say what is wrong."""
-    from lti_tool.lti.platform_check import check_platform
-    from lti_tool.services import audit
-
     try:
-        platform = platforms.get(platform_id)
+        platform, result = platforms.check(platform_id, actor_account_id=None, via="cli")
     except platforms.PlatformError as exc:
         raise click.ClickException(str(exc)) from exc
-    result = check_platform(platform)
-    audit.record("platform.check", actor_account_id=None, person_id=None, platform_id=platform.id,
-                 problems=len(result.problems))
     db.session.commit()
     for finding in result.findings:
         click.echo(f"[{finding.level}] {finding.topic}: {finding.words}")

@@ -191,6 +191,14 @@ def test_a_registration_link_is_shown_once_and_can_be_revoked(app, console):
     assert "revoked" in text(browser.get(base + "platforms"))
     assert app.test_client().get(link).status_code in (401, 403, 410)
     assert audit_actions(app) == ["registration_link.create", "registration_link.revoke"]
+    # The CLI makes links through the same service, and they are audited the same way.
+    made = app.test_cli_runner().invoke(args=["registration", "create", "--name", "Shelbyville College"])
+    assert made.exit_code == 0, made.output
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "registration_link.create")
+                                    .order_by(AuditEvent.id)).all()
+        assert [(e.details["institution"], e.details["via"]) for e in events] == [
+            ("Springfield U", "console"), ("Shelbyville College", "cli")]
 
 
 def test_keys_show_ids_and_ages_and_rotation_is_audited(app, console):

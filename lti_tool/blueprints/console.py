@@ -7,10 +7,8 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 from lti_tool.blueprints.admin import program_admin_required
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
-from lti_tool.lti.platform_check import check_platform
 from lti_tool.lti.registration import tool_urls
 from lti_tool.services import (
-    audit,
     exports,
     gradebook_queue,
     invitations,
@@ -54,12 +52,9 @@ def platforms_page(launch_id: str):
 def check(launch_id: str, platform_id: int):
     """Fetch the platform's key set and configuration and say what is wrong."""
     try:
-        platform = platforms.get(platform_id)
+        platform, result = platforms.check(platform_id, actor_account_id=_actor(), via="console")
     except platforms.PlatformError as exc:
         abort(404, description=str(exc))
-    result = check_platform(platform)
-    audit.record("platform.check", actor_account_id=_actor(), person_id=None, platform_id=platform.id,
-                 problems=len(result.problems))
     db.session.commit()
     return _platforms_page(check=result, checked=platform)
 
@@ -103,13 +98,11 @@ def create_link(launch_id: str):
     """Make a one-time Dynamic Registration link and show it this once."""
     try:
         lifetime = invitations.parse_lifetime(request.form.get("expires_in", "") or "7d")
-        created = invitations.create(request.form.get("name", ""), current_app.config["PUBLIC_BASE_URL"], lifetime)
+        created = invitations.create(request.form.get("name", ""), current_app.config["PUBLIC_BASE_URL"], lifetime,
+                                     actor_account_id=_actor(), via="console")
     except invitations.InvitationError as exc:
         db.session.rollback()
         return _platforms_page(400, link_error=str(exc))
-    audit.record("registration_link.create", actor_account_id=_actor(), person_id=None,
-                 invitation_id=created.invitation.id, institution=created.invitation.name,
-                 expires_at=created.invitation.expires_at.isoformat())
     db.session.commit()
     # Shown in this answer only: the tool keeps just a hash of the link's secret.
     return _platforms_page(new_link=created)
@@ -120,13 +113,11 @@ def create_link(launch_id: str):
 def revoke_link(launch_id: str, invitation_id: int):
     """Withdraw an unused Dynamic Registration link."""
     try:
-        invitation = invitations.revoke(invitation_id)
+        invitation = invitations.revoke(invitation_id, actor_account_id=_actor(), via="console")
     except invitations.InvitationError as exc:
         db.session.rollback()
         flash(exc.message, "error")
     else:
-        audit.record("registration_link.revoke", actor_account_id=_actor(), person_id=None,
-                     invitation_id=invitation.id, institution=invitation.name)
         db.session.commit()
         flash(f"The link for {invitation.name} is revoked.", "success")
     return redirect(url_for("console.platforms_page", launch_id=launch_id), code=303)

@@ -292,6 +292,19 @@ def get(platform_id: int) -> Platform:
     return platform
 
 
+def check(platform_id: int, *, actor_account_id: int | None, via: str):
+    """Check a registration against its platform (key set, configuration, token) and say what is wrong; audited."""
+    from lti_tool.lti.platform_check import check_platform
+    from lti_tool.services import audit
+
+    platform = get(platform_id)
+    result = check_platform(platform)
+    audit.record("platform.check", actor_account_id=actor_account_id, person_id=None, platform_id=platform.id,
+                 problems=len(result.problems), via=via)
+    db.session.flush()
+    return platform, result
+
+
 def disable_platform(platform_id: int, *, reason: str, actor_account_id: int | None) -> Platform:
     """Refuse every login and launch through this registration from now on (audited; its data stays)."""
     from lti_tool.services import audit
