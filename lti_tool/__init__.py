@@ -41,6 +41,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(member.bp)
     app.register_blueprint(certificates.bp)
     app.register_blueprint(admin.bp)
+    from lti_tool.blueprints import console
+
+    app.register_blueprint(console.bp)
     from lti_tool.blueprints import grades
 
     app.register_blueprint(grades.bp)

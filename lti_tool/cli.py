@@ -93,10 +93,73 @@ def deployment_add(issuer, client_id, deployment_id):
     click.echo(f"Added deployment {deployment_id} to {issuer} (client id {client_id}).")
 
 
+@platform_cli.command("disable")
+@click.option("--id", "platform_id", type=int, required=True, help="The registration's number (platform list).")
+@click.option("--reason", required=True, help="Why (LMS admins see it when their launch is refused).")
+def platform_disable(platform_id, reason):
+    """Refuse every login and launch through a registration (its members and hours stay)."""
+    try:
+        platform = platforms.disable_platform(platform_id, reason=reason, actor_account_id=None)
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Registration {platform.id} ({platform.name}) is disabled: its launches are refused.")
+
+
+@platform_cli.command("enable")
+@click.option("--id", "platform_id", type=int, required=True, help="The registration's number (platform list).")
+def platform_enable(platform_id):
+    """Accept logins and launches through a disabled registration again."""
+    try:
+        platform = platforms.enable_platform(platform_id, actor_account_id=None)
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Registration {platform.id} ({platform.name}) is enabled.")
+
+
+@platform_cli.command("check")
+@click.option("--id", "platform_id", type=int, required=True, help="The registration's number (platform list).")
+def platform_check(platform_id):
+    """Fetch a platform's key set and OpenID configuration, ask it for a token, and say what is wrong."""
+    try:
+        platform, result = platforms.check(platform_id, actor_account_id=None, via="cli")
+    except platforms.PlatformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    for finding in result.findings:
+        click.echo(f"[{finding.level}] {finding.topic}: {finding.words}")
+    if result.problems:
+        raise click.ClickException(f"{len(result.problems)} problem(s) found with registration {platform.id}.")
+    click.echo(f"No problems found with registration {platform.id} ({platform.name}).")
+
+
+launches_cli = AppGroup("launches", help="The launch log (launches and refused launches).")
+
+
+@launches_cli.command("purge")
+@click.option("--days", type=int, default=None, help="Keep this many days (default: LAUNCH_LOG_DAYS).")
+def launches_purge(days):
+    """Delete launches and refused launches older than the launch log keeps."""
+    from flask import current_app
+
+    from lti_tool.services import launch_log
+
+    days = days if days is not None else current_app.config["LAUNCH_LOG_DAYS"]
+    try:
+        refused, launched = launch_log.purge(days)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Deleted {refused} refused-launch row(s) and {launched} launch(es) older than {days} days.")
+
+
 @keys_cli.command("rotate")
 def keys_rotate():
     """Make a new active signing key; the previous key stays published."""
-    key = keys.rotate_keys()
+    from lti_tool.services import tool_keys
+
+    key = tool_keys.rotate(actor_account_id=None, via="cli")
     db.session.commit()
     click.echo(f"New active key {key.kid}. The JWKS publishes it and the previous key.")
 
@@ -313,5 +376,5 @@ def init_app(app: Flask) -> None:
     from lti_tool.cli_grades import grades_cli
 
     for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
-                  database_cli, certificates_cli):
+                  database_cli, certificates_cli, launches_cli):
         app.cli.add_command(group)

@@ -68,6 +68,8 @@ def load_settings(instance_path: str) -> dict:
         # Origins allowed to frame the tool besides the registered platforms' (a Canvas on a vanity domain):
         # "https://canvas.school.edu, https://*.school.edu".
         "FRAME_ANCESTORS": env.get("LTI_FRAME_ANCESTORS", ""),
+        # Days the console's launch log keeps launches and refused launches (`flask --app lti_tool launches purge`).
+        "LAUNCH_LOG_DAYS": int(env.get("LAUNCH_LOG_DAYS", "30")),
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()

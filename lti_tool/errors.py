@@ -35,6 +35,21 @@ def _render(status: int, message: str, reason: str | None = None, retry_url: str
                            message=message, reason=reason, retry_url=retry_url), status
 
 
+def _log_refusal(error: LaunchError) -> None:
+    """Count the refusal in the launch log (its own small commit: the request's work was rolled back)."""
+    from lti_tool.services import launch_log
+
+    try:
+        launch_log.record_refusal(reason=error.reason, message=error.message, status=error.status,
+                                  path=request.path, issuer=error.platform,
+                                  client_id=error.client_id or request.values.get("client_id"),
+                                  address=request.remote_addr)
+        db.session.commit()
+    except Exception:  # the log must never turn a clear refusal into a 500
+        db.session.rollback()
+        log.exception("could not record a refused launch in the launch log")
+
+
 def init_app(app) -> None:
     """Register the error handlers."""
 
@@ -44,6 +59,7 @@ def init_app(app) -> None:
         # One line per refusal: values a request brought (an issuer, a deployment id) cannot forge log lines.
         log.warning("refused %s %s: platform=%s reason=%s: %s", request.method, request.path,
                     clean_line(error.platform or "unknown")[:300], error.reason, clean_line(error.message))
+        _log_refusal(error)
         return _render(error.status, error.message, error.reason, error.retry_url)
 
     @app.errorhandler(HTTPException)

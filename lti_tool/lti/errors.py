@@ -8,7 +8,7 @@ class LaunchError(Exception):
     """
 
     def __init__(self, reason: str, message: str, *, status: int = 400, platform: str | None = None,
-                 retry_url: str | None = None):
+                 retry_url: str | None = None, client_id: str | None = None):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -16,3 +16,5 @@ class LaunchError(Exception):
         self.platform = platform
         #: Where the user can start over in a new window (when the iframe lost its cookies).
         self.retry_url = retry_url
+        #: The client id the request named, when known (the launch log finds the registration by it).
+        self.client_id = client_id

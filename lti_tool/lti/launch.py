@@ -29,7 +29,13 @@ from lti_tool.lti.errors import LaunchError
 from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, browser_binding, holds, storage_proof,
                                 unknown_deployment_message)
 from lti_tool.lti.platform_keys import public_key_for
-from lti_tool.lti.tool_config import DatabaseToolConf, ToolRegistration, find_deployment, find_platform
+from lti_tool.lti.tool_config import (
+    DatabaseToolConf,
+    ToolRegistration,
+    find_deployment,
+    find_platform,
+    refuse_if_disabled,
+)
 from lti_tool.models import Deployment, Launch, LoginState, Platform
 from lti_tool.models.base import rowcount, utcnow
 from lti_tool.text import clean_json, clean_line, has_control_characters
@@ -119,8 +125,13 @@ class ToolMessageLaunch(MessageLaunch):
         body = self._jwt.get("body") or {}
         return body.get("iss") if isinstance(body.get("iss"), str) else None
 
+    def _client_id_for_logs(self) -> str | None:
+        body = (self._jwt or {}).get("body")
+        return next(iter(self._client_id_candidates()), None) if isinstance(body, dict) else None
+
     def _fail(self, reason: str, message: str, status: int = 400) -> NoReturn:
-        raise LaunchError(reason, message, status=status, platform=self._issuer_for_logs())
+        client_id = self.platform.client_id if self.platform else self._client_id_for_logs()
+        raise LaunchError(reason, message, status=status, platform=self._issuer_for_logs(), client_id=client_id)
 
     def validate_jwt_format(self):
         id_token = self._request.get_param("id_token")
@@ -215,6 +226,7 @@ class ToolMessageLaunch(MessageLaunch):
             self._fail("unknown_platform",
                        f"No platform is registered for issuer {issuer} with client id {', '.join(candidates)}: "
                        "add it with `flask --app lti_tool platform add` or LTI Dynamic Registration.")
+        refuse_if_disabled(self.platform)
         self._registration = ToolRegistration(self.platform)
         aud = body.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []  # `azp` with no `aud`

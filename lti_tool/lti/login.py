@@ -11,7 +11,7 @@ from flask import current_app
 
 from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.tool_config import find_deployment, find_platform
+from lti_tool.lti.tool_config import find_deployment, find_platform, refuse_if_disabled
 from lti_tool.models import LoginState, Platform
 from lti_tool.models.base import rowcount, utcnow
 
@@ -72,6 +72,7 @@ def begin_login(params, launch_url: str, public_base_url: str) -> LoginRedirect:
     platform = find_platform(issuer, client_id)
     if platform is None:
         raise LaunchError("unknown_platform", _unknown_platform_message(issuer, client_id), platform=issuer)
+    refuse_if_disabled(platform)
     if deployment_id and find_deployment(platform, deployment_id) is None and not platform.accept_new_deployments:
         raise LaunchError("unknown_deployment", unknown_deployment_message(platform, deployment_id),
                           platform=issuer)

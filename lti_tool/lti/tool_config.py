@@ -8,6 +8,7 @@ from pylti1p3.tool_config import ToolConfAbstract
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys
+from lti_tool.lti.errors import LaunchError
 from lti_tool.models import Deployment, Platform
 
 
@@ -49,6 +50,18 @@ def find_platform(issuer: str, client_id: str | None) -> Platform | None:
         return db.session.scalars(query.where(Platform.client_id == client_id)).first()
     found = list(db.session.scalars(query.limit(2)))
     return found[0] if len(found) == 1 else None
+
+
+def refuse_if_disabled(platform: Platform) -> None:
+    """Refuse a login or launch through a registration an admin disabled, saying so and how to undo it."""
+    if platform.disabled_at is None:
+        return
+    why = f" ({platform.disabled_reason})" if platform.disabled_reason else ""
+    raise LaunchError("platform_disabled",
+                      f"The tool's registration for {platform.name} was disabled by the program's administrators on "
+                      f"{platform.disabled_at:%Y-%m-%d}{why}, so launches from it are refused. Ask them to enable it "
+                      "again (Platforms in the program console, or `flask --app lti_tool platform enable`).",
+                      status=403, platform=platform.issuer, client_id=platform.client_id)
 
 
 def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None:

@@ -1,5 +1,6 @@
 """All models, imported so that Alembic and create_all see every table."""
 from lti_tool.models.base import Base
+from lti_tool.models.console import LaunchRefusal
 from lti_tool.models.demo import DemoLineItem, DemoLink, DemoScore
 from lti_tool.models.lti import (
     Course,
@@ -21,6 +22,7 @@ from lti_tool.models.progress import ActivityAnswer, ModuleCompletion, QuizAttem
 __all__ = [
     "AccessToken",
     "CheckInCode",
+    "LaunchRefusal",
     "LineItem",
     "OutboxScore",
     "ProgressColumn",

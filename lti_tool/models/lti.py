@@ -62,12 +62,20 @@ class Platform(Base):
     registered_by: Mapped[str] = mapped_column(sa.String(20), default="manual")
     #: The LMS product seen in registration or launches ("canvas", "moodle", ...), for admins.
     product: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    #: Set when an admin disabled the registration: its logins and launches are refused until it is enabled again.
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lms: Mapped[LmsIdentity] = relationship()
     deployments: Mapped[list["Deployment"]] = relationship(
         back_populates="platform", cascade="all, delete-orphan", order_by="Deployment.id"
     )
+
+    @property
+    def disabled(self) -> bool:
+        """Whether an admin disabled this registration."""
+        return self.disabled_at is not None
 
 
 class Deployment(Base):
@@ -174,6 +182,8 @@ class Launch(Base):
     """A validated launch: who, where, in which role, with the claims kept server-side."""
 
     __tablename__ = "launches"
+    #: The console's last launch per registration and its launch log read this index.
+    __table_args__ = (sa.Index("ix_launches_platform_id_created_at", "platform_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from lti_tool.extensions import db
 from lti_tool.models import RegistrationInvitation
 from lti_tool.models.base import utcnow
+from lti_tool.services import audit
 
 DEFAULT_LIFETIME = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=90)
@@ -63,8 +64,9 @@ def parse_lifetime(text: str) -> timedelta:
     return lifetime
 
 
-def create(name: str, base_url: str, lifetime: timedelta = DEFAULT_LIFETIME) -> NewInvitation:
-    """Make an invitation for one institution; return it with its link (the only time the link exists)."""
+def create(name: str, base_url: str, lifetime: timedelta = DEFAULT_LIFETIME, *, actor_account_id: int | None = None,
+           via: str = "cli") -> NewInvitation:
+    """Make an invitation for one institution; return it with its link (the only time the link exists). Audited."""
     name = " ".join((name or "").split())
     if not name or len(name) > 200 or not name.isprintable():
         raise InvitationError("name", "Give the institution's name (1 to 200 printable characters).")
@@ -74,6 +76,8 @@ def create(name: str, base_url: str, lifetime: timedelta = DEFAULT_LIFETIME) -> 
                                         expires_at=now + lifetime)
     db.session.add(invitation)
     db.session.flush()
+    audit.record("registration_link.create", actor_account_id=actor_account_id, person_id=None,
+                 invitation_id=invitation.id, institution=name, expires_at=invitation.expires_at.isoformat(), via=via)
     return NewInvitation(invitation=invitation, url=f"{base_url}/lti/register?invitation={token}")
 
 
@@ -94,8 +98,8 @@ def all_invitations() -> list[RegistrationInvitation]:
     return list(db.session.scalars(sa.select(RegistrationInvitation).order_by(RegistrationInvitation.id.desc())))
 
 
-def revoke(invitation_id: int) -> RegistrationInvitation:
-    """Make an unused invitation unusable."""
+def revoke(invitation_id: int, *, actor_account_id: int | None = None, via: str = "cli") -> RegistrationInvitation:
+    """Make an unused invitation unusable (audited)."""
     invitation = db.session.get(RegistrationInvitation, invitation_id)
     if invitation is None:
         raise InvitationError("unknown", f"There is no invitation {invitation_id}.")
@@ -104,6 +108,8 @@ def revoke(invitation_id: int) -> RegistrationInvitation:
                               "invitation cannot register anything again.")
     if invitation.revoked_at is None:
         invitation.revoked_at = utcnow()
+        audit.record("registration_link.revoke", actor_account_id=actor_account_id, person_id=None,
+                     invitation_id=invitation.id, institution=invitation.name, via=via)
         db.session.flush()
     return invitation
 

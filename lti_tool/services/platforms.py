@@ -280,3 +280,56 @@ def _store_new(configuration: PlatformConfiguration, answer) -> Platform:
         db.session.add(Deployment(platform_id=platform.id, deployment_id=answer.deployment_id))
         db.session.flush()
     return platform
+
+
+# -- the console and the CLI: disable, enable -------------------------------------------------------------------
+
+def get(platform_id: int) -> Platform:
+    """Return a registration by its number, or refuse with words."""
+    platform = db.session.get(Platform, platform_id)
+    if platform is None:
+        raise PlatformError(f"There is no registration {platform_id} (see `flask --app lti_tool platform list`).")
+    return platform
+
+
+def check(platform_id: int, *, actor_account_id: int | None, via: str):
+    """Check a registration against its platform (key set, configuration, token) and say what is wrong; audited."""
+    from lti_tool.lti.platform_check import check_platform
+    from lti_tool.services import audit
+
+    platform = get(platform_id)
+    result = check_platform(platform)
+    audit.record("platform.check", actor_account_id=actor_account_id, person_id=None, platform_id=platform.id,
+                 problems=len(result.problems), via=via)
+    db.session.flush()
+    return platform, result
+
+
+def disable_platform(platform_id: int, *, reason: str, actor_account_id: int | None) -> Platform:
+    """Refuse every login and launch through this registration from now on (audited; its data stays)."""
+    from lti_tool.services import audit
+
+    platform = get(platform_id)
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise PlatformError("Disabling a registration needs a reason (LMS admins see it when their launch is "
+                            "refused).")
+    if platform.disabled_at is None:
+        platform.disabled_at, platform.disabled_reason = utcnow(), reason[:500]
+        audit.record("platform.disable", actor_account_id=actor_account_id, person_id=None, reason=reason[:500],
+                     platform_id=platform.id, issuer=platform.issuer, client_id=platform.client_id)
+        db.session.flush()
+    return platform
+
+
+def enable_platform(platform_id: int, *, actor_account_id: int | None) -> Platform:
+    """Accept logins and launches through a disabled registration again (audited)."""
+    from lti_tool.services import audit
+
+    platform = get(platform_id)
+    if platform.disabled_at is not None:
+        platform.disabled_at, platform.disabled_reason = None, None
+        audit.record("platform.enable", actor_account_id=actor_account_id, person_id=None,
+                     platform_id=platform.id, issuer=platform.issuer, client_id=platform.client_id)
+        db.session.flush()
+    return platform
