@@ -48,6 +48,10 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.blueprints import law_register
 
     app.register_blueprint(law_register.bp)
+    from lti_tool.blueprints import health, offerings
+
+    app.register_blueprint(offerings.bp)
+    app.register_blueprint(health.bp)
     from lti_tool.services.rules import format_hours
 
     app.add_template_filter(format_hours, "hours")
@@ -61,9 +65,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.add_template_filter(law_notes, "law_notes")
     if app.config["DEMO_PLATFORM"]:
-        from lti_tool.blueprints import demo
+        from lti_tool.blueprints import demo, dev
 
         app.register_blueprint(demo.bp)
+        app.register_blueprint(dev.bp)
 
     errors.init_app(app)
     cli.init_app(app)

@@ -62,6 +62,15 @@ def load_settings(instance_path: str) -> dict:
         "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
+        # Email (services/mail.py): without SMTP_HOST, development writes emails to the log and /dev/mail, and
+        # production keeps them queued until it is set. SMTP_TLS: starttls (default), ssl, or none.
+        "SMTP_HOST": env.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(env.get("SMTP_PORT") or "587"),
+        "SMTP_TLS": (env.get("SMTP_TLS") or "starttls").lower(),
+        "SMTP_USER": env.get("SMTP_USER") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or "20"),
+        "MAIL_FROM": env.get("MAIL_FROM") or "Bargaining Certificate <bargaining-certificate@localhost>",
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
         in ("1", "true", "yes", "on"),
     }
