@@ -34,6 +34,8 @@ def load_settings(instance_path: str) -> dict:
         "CONTENT_DIR": env.get("LTI_CONTENT_DIR") or str(Path(__file__).resolve().parent.parent / "content"),
         "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # json: one JSON object per line (request id, route, status, duration, platform, role); text: for people.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json" if production else "text").lower(),
         # Inside an LMS iframe the cookies are third-party: they need SameSite=None; Secure, and
         # Partitioned (CHIPS) keeps them working where the browser blocks unpartitioned third-party cookies.
         "SESSION_COOKIE_NAME": "lti_tool_session",

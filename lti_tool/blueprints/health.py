@@ -25,6 +25,16 @@ def migration_heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
+def _redis(url: str):
+    # One client (and connection pool) per process and URL: a probe every few seconds opens no new connections.
+    import redis
+
+    clients = current_app.extensions.setdefault("readyz_redis", {})
+    if url not in clients:
+        clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    return clients[url]
+
+
 def _no_store(body: dict, status: int):
     response = current_app.response_class(current_app.json.dumps(body), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
@@ -61,9 +71,7 @@ def readyz():
     redis_url = current_app.config.get("REDIS_URL")
     if redis_url:
         try:
-            import redis
-
-            redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1).ping()
+            _redis(redis_url).ping()
             checks["redis"] = "ok"
         except Exception:  # noqa: BLE001
             log.warning("readyz: Redis check failed", exc_info=True)
