@@ -32,5 +32,9 @@ logconfig_dict = {
                             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
                             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False}},
+    # The root logger gets its JSON handler from the app itself (lti_tool/request_log.py): none here, or each
+    # line would be written twice.
+    "root": {"level": loglevel.upper(), "handlers": []},
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
+                "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False}},
 }

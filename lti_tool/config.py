@@ -62,6 +62,8 @@ def load_settings(instance_path: str) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") == "1",
+        # Set it when several tools (or a staging copy) share one Redis, so their counts stay apart.
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
         # Email (services/mail.py): without SMTP_HOST, development writes emails to the log and /dev/mail, and
