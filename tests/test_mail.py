@@ -299,3 +299,14 @@ def test_production_without_smtp_keeps_emails_queued(app, platform, member_launc
         output = worker_once(app)
     assert "1 deferred" in output and "set SMTP_HOST" in caplog.text
     assert outbox(app)[0].status == "pending"
+
+
+def test_html_emails_escape_what_members_typed(app, client, platform, do_launch, smtp):
+    from tests.conftest import register
+
+    home = do_launch(platform, "member").location
+    register(client, home, name='<img src=x onerror="alert(1)"> O\'Neil & Sons')
+    worker_once(app)
+    text, html = parts(smtp.messages[0][1])
+    assert '<img src=x onerror="alert(1)"> O\'Neil & Sons' in text  # plain text is shown as typed
+    assert "<img" not in html and "&lt;img src=x onerror=" in html and "&amp; Sons" in html

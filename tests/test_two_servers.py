@@ -1,7 +1,7 @@
 """More than one machine: two app servers (gunicorn, deploy/gunicorn.conf.py) and two workers (`worker run`) as
 real processes on one PostgreSQL and the Redis at 127.0.0.1:6379. The login on one server and the launch on the
-other; a grade saved on one server reaches the LMS once through the racing workers; rate limits count across
-both servers. PostgreSQL only (SQLite is one machine's database); part of the PostgreSQL test pass."""
+other; a grade saved on one server reaches the LMS once through the racing workers, and a registration's email
+reaches the SMTP server once; rate limits count across both servers. PostgreSQL only (SQLite is one machine's database); part of the PostgreSQL test pass."""
 import os
 import re
 import signal
@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from lti_tool.extensions import db
 from lti_tool.models import Account, OutboxScore
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REGISTRATION
 from tests.platform import login_params
 from tests.test_workshops import _form_fields, enrol_maria, make_workshop, place
 
@@ -47,7 +47,16 @@ def _redis_up() -> bool:
 
 
 @pytest.fixture
-def cluster(app, runner, tmp_path):
+def smtp():
+    from tests.smtp import start_smtp_server
+
+    server, controller = start_smtp_server()
+    yield server
+    controller.stop()
+
+
+@pytest.fixture
+def cluster(app, runner, tmp_path, smtp):
     """Build the schema by migrations, then start two app servers and two workers; yield their base URLs."""
     if not _redis_up():
         pytest.fail("This test needs Redis at 127.0.0.1:6379 (apt-get install redis-server; .ci/run starts it).")
@@ -62,7 +71,9 @@ def cluster(app, runner, tmp_path):
            "REDIS_URL": "redis://127.0.0.1:6379/0", "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
            "PUBLIC_BASE_URL": "http://localhost:5000", "LTI_DEMO_PLATFORM": "0", "GRADES_BACKGROUND_SYNC": "0",
            "LTI_KEY_SET_REFETCH_SECONDS": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING",
-           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4",
+           "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_TLS": "none",
+           "MAIL_FROM": "Bargaining Certificate <certificate@union.example>"}
     env.pop("TEST_DATABASE_URL", None)
     processes, servers = [], []
     logs = []
@@ -127,7 +138,7 @@ def _follow(browser: requests.Session, url: str, base: str) -> str:
     return url
 
 
-def test_two_servers_and_two_workers_share_logins_grades_and_rate_limits(app, make_platform, cluster):
+def test_two_servers_and_two_workers_share_logins_grades_and_rate_limits(app, make_platform, cluster, smtp):
     first, second = cluster
     emulator = make_platform()
     public_id = make_workshop(app, emulator)
@@ -156,11 +167,27 @@ def test_two_servers_and_two_workers_share_logins_grades_and_rate_limits(app, ma
     while not [s for s in emulator.scores if s["lineItem"] == line_item]:
         assert time.monotonic() < deadline, "no worker sent the score"
         time.sleep(0.1)
-    time.sleep(1.5)  # several more rounds of both workers: nothing is sent again
+    time.sleep(1.0)  # five more rounds of both workers: nothing is sent again
     sent = [s for s in emulator.scores if s["lineItem"] == line_item]
     assert len(sent) == 1 and sent[0]["userId"] == "user-member-1" and sent[0]["scoreGiven"] == 6
     with app.app_context():
         assert db.session.scalars(sa.select(OutboxScore.status)).all() == ["sent"]
+
+    # A member registers through the servers; the workers race for the welcome email; it arrives once.
+    member = requests.Session()
+    home = _launch(member, emulator, "member", login_on=second, launch_on=first)
+    form_url = _follow(member, home, first)
+    assert "registration" in form_url
+    token = re.search(r'name="csrf_token" value="([^"]+)"', member.get(form_url, timeout=10).text).group(1)
+    registered = member.post(form_url.replace(first, second), data={"csrf_token": token, **REGISTRATION},
+                             allow_redirects=False, timeout=10)
+    assert registered.status_code == 303, registered.text
+    deadline = time.monotonic() + 15
+    while not smtp.messages:
+        assert time.monotonic() < deadline, "no worker sent the registration email"
+        time.sleep(0.1)
+    time.sleep(0.6)
+    assert [recipients for recipients, _ in smtp.messages] == [[REGISTRATION["email"]]]
 
     # Rate limits count across both servers: certificate look-ups, 30 a minute per address.
     answers = [requests.get((first, second)[i % 2] + "/verify/BC-2026-NOPE22", timeout=10).status_code
