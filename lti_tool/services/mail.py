@@ -33,6 +33,8 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 6 * 3600.0
 #: After this many attempts that certainly did not arrive (about two days), a person looks at it.
 MAX_ATTEMPTS = 16
+#: "Close to completion": one requirement left and at most this many hours short.
+REMIND_WITHIN_HOURS = 6
 #: A reminder goes to one member at most this often.
 REMINDER_INTERVAL_DAYS = 30
 
@@ -117,7 +119,8 @@ class ReminderCandidate:
 
 
 def members_close_to_completion() -> list[ReminderCandidate]:
-    """Return registered members without a certificate whom one requirement separates from it."""
+    """Return registered members without a certificate whom one requirement, of at most six hours, separates from
+    it."""
     from lti_tool.services.ledger import person_progress
 
     rows = db.session.execute(sa.select(Registration.person_id, Registration.name, Registration.email).where(
@@ -126,7 +129,9 @@ def members_close_to_completion() -> list[ReminderCandidate]:
     for person_id, name, email in rows:
         progress = person_progress(person_id)
         left = progress.what_is_left
-        if not progress.met and progress.total_hours > 0 and len(left) == 1:
+        short = progress.total_required - progress.total_hours
+        # One requirement left, and no more than a day's training of it (one module or workshop day).
+        if not progress.met and progress.total_hours > 0 and len(left) == 1 and short <= REMIND_WITHIN_HOURS:
             found.append(ReminderCandidate(person_id=person_id, name=name, email=email, what_is_left=tuple(left)))
     return found
 
@@ -174,7 +179,7 @@ class MailReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
-    #: Not sent this time (production without SMTP settings, or too little of the lease left).
+    #: Not sent this time (production without SMTP settings).
     deferred: int = 0
     lease_lost: int = 0
     errors: list[str] = field(default_factory=list)
@@ -223,23 +228,21 @@ def _due(now):
 def _claim(limit: int, lease_seconds: float) -> tuple[list[int], Any]:
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds)
-    due = sa.select(OutboxMail.id).where(_due(now)).order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ids = list(db.session.scalars(due.with_for_update(skip_locked=True)))
-    else:
-        ids = list(db.session.scalars(due))
-    # A row whose earlier lease ran out without an outcome was being sent by a worker that died: it may have
-    # arrived, so it is not sent again.
-    abandoned = sa.and_(OutboxMail.id.in_(ids), OutboxMail.leased_until.is_not(None))
-    db.session.execute(sa.update(_TABLE).where(abandoned, _due(now)).values(
+    # A row whose lease ran out without an outcome was being sent by a worker that died (or hung): it may have
+    # arrived, so it is not sent again; a person decides.
+    db.session.execute(sa.update(_TABLE).where(_due(now), OutboxMail.leased_until.is_not(None)).values(
         status="failed", leased_until=None, updated_at=now,
         last_error="A worker stopped while sending this email: it may have arrived. Check with the member "
                    "before sending it again."))
-    taken = []
-    for row_id in ids:
-        if rowcount(db.session.execute(sa.update(_TABLE).where(OutboxMail.id == row_id, _due(now))
-                                       .values(leased_until=lease))) == 1:
-            taken.append(row_id)
+    due = sa.select(OutboxMail.id).where(_due(now)).order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)
+    if db.session.get_bind().dialect.name == "postgresql":
+        ids = list(db.session.scalars(due.with_for_update(skip_locked=True)))  # others' claims are skipped
+    else:
+        ids = list(db.session.scalars(due))
+    # The conditional UPDATE is the claim (SQLite has no SKIP LOCKED): its rowcount says who won.
+    taken = [row_id for row_id in ids
+             if rowcount(db.session.execute(sa.update(_TABLE).where(OutboxMail.id == row_id, _due(now))
+                                            .values(leased_until=lease))) == 1]
     return taken, lease
 
 
@@ -333,8 +336,8 @@ _WORDS = {
 
 
 def send_due(limit: int = 50, *, lease_seconds: float = 120) -> MailReport:
-    """Send up to `limit` due emails, one at a time; return what happened. Commits (it is a worker): first the
-    lease, then each outcome in its own transaction."""
+    """Send up to `limit` due emails, one at a time; return what happened. Commits (it is a worker): each email's
+    lease, then its outcome, each in its own short transaction."""
     report = MailReport()
     via = transport()
     if via is None:
@@ -346,15 +349,14 @@ def send_due(limit: int = 50, *, lease_seconds: float = 120) -> MailReport:
     timeout = float(_setting("SMTP_TIMEOUT", 20))
     if lease_seconds < 6 * timeout + 5:
         raise ValueError("lease_seconds must exceed 6 × SMTP_TIMEOUT + 5 s (an SMTP session's few answers)")
-    ids, lease = _claim(limit, lease_seconds)
-    db.session.commit()
-    report.claimed = len(ids)
-    for row_id in ids:
-        if utcnow() + timedelta(seconds=6 * timeout) > lease:
-            _finish(row_id, lease, report, next_attempt_at=utcnow())  # give it back untouched
-            report.deferred += 1
-            db.session.commit()
-            continue
+    for _ in range(limit):
+        # One email per lease: a worker killed mid-send leaves one email in doubt, not a batch never tried.
+        ids, lease = _claim(1, lease_seconds)
+        db.session.commit()
+        if not ids:
+            break
+        row_id = ids[0]
+        report.claimed += 1
         row = db.session.get_one(OutboxMail, row_id)
         attempts = row.attempts + 1
         try:
