@@ -310,3 +310,19 @@ def test_html_emails_escape_what_members_typed(app, client, platform, do_launch,
     text, html = parts(smtp.messages[0][1])
     assert '<img src=x onerror="alert(1)"> O\'Neil & Sons' in text  # plain text is shown as typed
     assert "<img" not in html and "&lt;img src=x onerror=" in html and "&amp; Sons" in html
+
+
+def test_a_long_running_worker_counts_attempts_and_gives_up(app, platform, member_launch, smtp):
+    member_launch(platform)
+    app.config["MAIL_MAX_ATTEMPTS"] = 3
+    smtp.script.extend(["451 4.3.0 busy"] * 3)
+    with app.app_context():  # one session for every pass, as `worker run` has
+        for attempt in (1, 2, 3):
+            mail.send_due()
+            row = outbox(app)[0]
+            assert row.attempts == attempt
+            db.session.execute(sa.update(OutboxMail).values(next_attempt_at=utcnow()))
+            db.session.commit()
+    row = outbox(app)[0]
+    assert row.status == "failed" and "It failed 3 times: check the mail settings" in row.last_error
+    assert smtp.messages == []

@@ -357,7 +357,9 @@ def send_due(limit: int = 50, *, lease_seconds: float = 120) -> MailReport:
             break
         row_id = ids[0]
         report.claimed += 1
-        row = db.session.get_one(OutboxMail, row_id)
+        # Read afresh: the worker's session lives for the whole process, and outcomes are written with UPDATEs.
+        row = db.session.scalars(sa.select(OutboxMail).where(OutboxMail.id == row_id)
+                                 .execution_options(populate_existing=True)).one()
         attempts = row.attempts + 1
         try:
             message = build_message(row)
