@@ -2,6 +2,7 @@
 (aiosmtpd on loopback), retried when they certainly did not arrive, and never sent twice."""
 import io
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -64,7 +65,7 @@ def place_workshop(app, *, public: bool, days: int | None, event="Summer Confere
 
     with app.app_context():
         course = db.session.scalars(sa.select(Course)).first()
-        workshop = Workshop(public_id=f"w-{event}-{days}-{module}", course_id=course.id, module_slug=module,
+        workshop = Workshop(public_id=str(uuid.uuid4()), course_id=course.id, module_slug=module,
                             event_name=event, venue=venue, public=public,
                             session_date=(utcnow() + timedelta(days=days)).date() if days is not None else None)
         db.session.add(workshop)
