@@ -56,6 +56,7 @@ def test_offerings_page_lists_modules_by_group_and_published_workshops_soonest_f
     assert order == sorted(order) and "Date to be announced" in page
     assert "Closed local training" not in page and "Held two days ago" not in page
     assert "bargaining@massteacher.org" in page
+    assert 'href="/offerings"' in client.get("/").get_data(as_text=True)  # reachable from the front page
 
 
 def test_offerings_pdf_is_printable_and_lists_the_same(client, workshop):
