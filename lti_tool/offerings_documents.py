@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import letter
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-from xml.sax.saxutils import escape
 
 from lti_tool.certificate_documents import certificate_fonts
 from lti_tool.services.offerings import Offerings
@@ -39,7 +39,7 @@ def render_pdf(offer: Offerings, *, base_url: str) -> bytes:
         return made
 
     story: list = [Paragraph(escape(f"{offer.program_name}: course offerings"), title),
-                   Paragraph(escape(f"Printed {datetime.now(timezone.utc).strftime('%B %-d, %Y')}. The latest "
+                   Paragraph(escape(f"Printed {datetime.now(UTC).strftime('%B %-d, %Y')}. The latest "
                                     f"list: {base_url}/offerings"), body)]
     story.append(Paragraph("Upcoming workshops", heading))
     if offer.workshops:
@@ -73,7 +73,7 @@ def render_ics(offer: Offerings, *, base_url: str) -> bytes:
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", f"{offer.program_name} workshops")
     host = base_url.split("://", 1)[-1].split("/", 1)[0]
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     for workshop in offer.workshops:
         if workshop.session_date is None:
             continue

@@ -84,7 +84,8 @@ def test_registration_email_arrives_once_through_smtp_with_everything_a_member_n
     assert "1 emails sent" in worker_once(app)
     [(recipients, message)] = smtp.messages
     assert recipients == [REGISTRATION["email"]]
-    assert message["To"] == REGISTRATION["email"] and message["From"] == "Bargaining Certificate <certificate@union.example>"
+    assert message["To"] == REGISTRATION["email"]
+    assert message["From"] == "Bargaining Certificate <certificate@union.example>"
     assert "Welcome to the Bargaining Certificate" in message["Subject"]
     assert message["Reply-To"] == "bargaining@massteacher.org" and message["Message-ID"] == queued.message_id
     text, html = parts(message)
@@ -131,7 +132,8 @@ def test_a_refused_registration_queues_no_email(app, client, platform, do_launch
     import re
 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    assert client.post(home + "registration", data={"csrf_token": token, "name": "X", "email": "nope"}).status_code == 422
+    refused = client.post(home + "registration", data={"csrf_token": token, "name": "X", "email": "nope"})
+    assert refused.status_code == 422
     assert outbox(app) == []
 
 
@@ -264,7 +266,8 @@ def test_reminders_go_to_members_one_requirement_away_once_a_month(app, client, 
     assert "queued for 1 member(s)" in real.output
     worker_once(app)
     reminder = smtp.messages[-1][1]
-    assert smtp.messages[-1][0] == [REGISTRATION["email"]] and "close to your Bargaining Certificate" in reminder["Subject"]
+    assert smtp.messages[-1][0] == [REGISTRATION["email"]]
+    assert "close to your Bargaining Certificate" in reminder["Subject"]
     text, html = parts(reminder)
     assert "1 more Specialized Topics elective" in text and "<li>1 more Specialized Topics elective</li>" in html
     again = app.test_cli_runner().invoke(args=["mail", "remind"])

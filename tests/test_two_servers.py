@@ -1,7 +1,8 @@
 """More than one machine: two app servers (gunicorn, deploy/gunicorn.conf.py) and two workers (`worker run`) as
 real processes on one PostgreSQL and the Redis at 127.0.0.1:6379. The login on one server and the launch on the
 other; a grade saved on one server reaches the LMS once through the racing workers, and a registration's email
-reaches the SMTP server once; rate limits count across both servers. PostgreSQL only (SQLite is one machine's database); part of the PostgreSQL test pass."""
+reaches the SMTP server once; rate limits count across both servers. PostgreSQL only (SQLite is one machine's
+database); part of the PostgreSQL test pass."""
 import os
 import re
 import signal
@@ -80,14 +81,14 @@ def cluster(app, runner, tmp_path, smtp):
     try:
         for _ in range(2):
             port = _free_port()
-            log = open(tmp_path / f"server-{port}.log", "wb")
+            log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115 - closed in finally, after the process
             logs.append(log)
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
                 cwd=ROOT, env={**env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT))
             servers.append(f"http://127.0.0.1:{port}")
         for number in range(2):
-            log = open(tmp_path / f"worker-{number}.log", "wb")
+            log = open(tmp_path / f"worker-{number}.log", "wb")  # noqa: SIM115 - closed in finally
             logs.append(log)
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "lti_tool", "worker", "run", "--interval", "0.2"],

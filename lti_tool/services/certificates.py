@@ -7,7 +7,6 @@ from flask import current_app
 
 from lti_tool.catalog import current_catalog
 from lti_tool.certificate_documents import CertificateData
-
 from lti_tool.extensions import db
 from lti_tool.models import Certificate, Person, Registration
 from lti_tool.models.base import utcnow
