@@ -1,5 +1,4 @@
 """The Bargaining Certificate LTI 1.3 tool: create_app() wires settings, extensions, blueprints and CLI."""
-import logging
 import os
 
 from flask import Flask
@@ -19,8 +18,9 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     _check_settings(app)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from lti_tool import request_log
+
+    request_log.configure_logging(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
     if app.config["TRUST_PROXY"]:
@@ -54,6 +54,10 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.blueprints import law_register
 
     app.register_blueprint(law_register.bp)
+    from lti_tool.blueprints import health, offerings
+
+    app.register_blueprint(offerings.bp)
+    app.register_blueprint(health.bp)
     from lti_tool.services.rules import format_hours
 
     app.add_template_filter(format_hours, "hours")
@@ -67,12 +71,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.add_template_filter(law_notes, "law_notes")
     if app.config["DEMO_PLATFORM"]:
-        from lti_tool.blueprints import demo
+        from lti_tool.blueprints import demo, dev
 
         app.register_blueprint(demo.bp)
+        app.register_blueprint(dev.bp)
 
     errors.init_app(app)
     headers.init_app(app)
+    request_log.init_app(app)
     cli.init_app(app)
     if app.config.get("GRADES_BACKGROUND_SYNC") and not app.config.get("TESTING"):
         from lti_tool.services.passback import start_background_sync

@@ -374,7 +374,8 @@ def init_app(app: Flask) -> None:
     """Register the command groups."""
     from lti_tool.cli_database import database_cli
     from lti_tool.cli_grades import grades_cli
+    from lti_tool.cli_worker import mail_cli, worker_cli, workshops_cli
 
     for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
-                  database_cli, certificates_cli, launches_cli):
+                  database_cli, certificates_cli, launches_cli, worker_cli, mail_cli, workshops_cli):
         app.cli.add_command(group)

@@ -34,6 +34,8 @@ def load_settings(instance_path: str) -> dict:
         "CONTENT_DIR": env.get("LTI_CONTENT_DIR") or str(Path(__file__).resolve().parent.parent / "content"),
         "TRUST_PROXY": env.get("TRUST_PROXY", "0") == "1",
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # json: one JSON object per line (request id, route, status, duration, platform, role); text: for people.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json" if production else "text").lower(),
         # Inside an LMS iframe the cookies are third-party: they need SameSite=None; Secure, and
         # Partitioned (CHIPS) keeps them working where the browser blocks unpartitioned third-party cookies.
         "SESSION_COOKIE_NAME": "lti_tool_session",
@@ -70,8 +72,19 @@ def load_settings(instance_path: str) -> dict:
         "FRAME_ANCESTORS": env.get("LTI_FRAME_ANCESTORS", ""),
         # Days the console's launch log keeps launches and refused launches (`flask --app lti_tool launches purge`).
         "LAUNCH_LOG_DAYS": int(env.get("LAUNCH_LOG_DAYS", "30")),
+        # Set it when several tools (or a staging copy) share one Redis, so their counts stay apart.
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
         # Send queued gradebook scores from a thread of the web process (development); in production run
         # `flask --app lti_tool grades sync --loop` under a process manager instead.
+        # Email (services/mail.py): without SMTP_HOST, development writes emails to the log and /dev/mail, and
+        # production keeps them queued until it is set. SMTP_TLS: starttls (default), ssl, or none.
+        "SMTP_HOST": env.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(env.get("SMTP_PORT") or "587"),
+        "SMTP_TLS": (env.get("SMTP_TLS") or "starttls").lower(),
+        "SMTP_USER": env.get("SMTP_USER") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or "20"),
+        "MAIL_FROM": env.get("MAIL_FROM") or "Bargaining Certificate <bargaining-certificate@localhost>",
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
         in ("1", "true", "yes", "on"),
     }

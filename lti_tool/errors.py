@@ -29,10 +29,14 @@ def _wants_json() -> bool:
 
 
 def _render(status: int, message: str, reason: str | None = None, retry_url: str | None = None):
+    from lti_tool.request_log import current_request_id
+
+    # The request id ties what a member quotes to the log line of this request.
+    request_id = current_request_id()
     if _wants_json():
-        return {"error": reason or _TITLES.get(status, "error"), "message": message}, status
+        return {"error": reason or _TITLES.get(status, "error"), "message": message, "request_id": request_id}, status
     return render_template("errors/error.html", status=status, title=_TITLES.get(status, "Error"),
-                           message=message, reason=reason, retry_url=retry_url), status
+                           message=message, reason=reason, retry_url=retry_url, request_id=request_id), status
 
 
 def _log_refusal(error: LaunchError) -> None:

@@ -1,22 +1,19 @@
 """Certificates: the member's PDF and Open Badges 3.0 credential, and the public verification pages."""
-from decimal import Decimal
 
 from flask import Blueprint, abort, current_app, g, render_template, request
 
 from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
-from lti_tool.certificate_documents import (CertificateData, open_badge_credential, render_pdf,
-                                            sign_credential)
+from lti_tool.certificate_documents import CertificateData, open_badge_credential, render_pdf, sign_credential
 from lti_tool.extensions import limiter
 from lti_tool.lti import keys
 from lti_tool.lti.claims import ToolRole
 from lti_tool.models import Certificate
 from lti_tool.services import certificates as certificate_service
-from lti_tool.services.people import registration_for
 
 bp = Blueprint("certificates", __name__)
 
-ISSUER_NAME = "Bargaining Certificate Program"
+ISSUER_NAME = certificate_service.ISSUER_NAME
 
 #: Look-ups by certificate number (verification pages and public credentials), per network address, shared:
 #: enough for an employer checking a stack of certificates, far too few to walk the numbers.
@@ -32,16 +29,7 @@ def _base() -> str:
 
 
 def _data(certificate: Certificate) -> CertificateData:
-    catalog = current_catalog()
-    registration = registration_for(certificate.person_id)
-    hours = tuple((g.title, float(Decimal(str(certificate.hours_by_group.get(g.id, "0")))))
-                  for g in catalog.program.groups)
-    return CertificateData(
-        number=certificate.number, holder_name=certificate.holder_name, program_name=catalog.program.name,
-        issued_at=certificate.issued_at, hours_by_group=hours, total_hours=float(certificate.total_hours),
-        verification_url=f"{_base()}/verify/{certificate.number}", issuer_name=ISSUER_NAME, issuer_url=_base(),
-        contact_email=catalog.program.contact_email,
-        holder_email=registration.email if registration else certificate.person.email)
+    return certificate_service.document_data(certificate)
 
 
 def _credential(certificate: Certificate, *, identify_holder: bool) -> dict:

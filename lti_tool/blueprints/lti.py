@@ -4,7 +4,7 @@ import hmac
 import random
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
@@ -144,6 +144,7 @@ def launch():
         return render_template("lti/launch_storage_check.html", check=result)
     record = record_launch(result)
     db.session.commit()
+    g.launch = record  # for the request's log line (platform and role)
     if result.browser_holds_state():
         remember_launch(record)
         response = redirect(landing_url(record), code=303)

@@ -14,6 +14,7 @@ from lti_tool.models.lti import (
     ToolKey,
 )
 from lti_tool.models.ledger import AuditEvent, Certificate, LedgerEntry
+from lti_tool.models.mail import OutboxMail
 from lti_tool.models.outbox import AccessToken, LineItem, OutboxScore, ProgressColumn
 from lti_tool.models.workshops import CheckInCode, Workshop, WorkshopRecord
 from lti_tool.models.people import Account, Enrolment, LinkCode, Person, Registration
@@ -24,6 +25,7 @@ __all__ = [
     "CheckInCode",
     "LaunchRefusal",
     "LineItem",
+    "OutboxMail",
     "OutboxScore",
     "ProgressColumn",
     "Workshop",

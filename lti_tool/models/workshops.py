@@ -30,6 +30,10 @@ class Workshop(Base):
     resource_link_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("resource_links.id", ondelete="SET NULL"))
     created_by_account_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Listed on the public /offerings page, its PDF and calendar. Off until program staff publish it: an
+    #: instructor places a workshop for their own course (often a local's closed training), and its venue and
+    #: date go public only when the program decides to advertise it.
+    public: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     course = relationship("Course")
 

@@ -1,8 +1,12 @@
 """The certificate: issued once when the rules are first met, flagged for review, revoked with a reason."""
 import secrets
+from decimal import Decimal
 
 import sqlalchemy as sa
+from flask import current_app
 
+from lti_tool.catalog import current_catalog
+from lti_tool.certificate_documents import CertificateData
 from lti_tool.extensions import db
 from lti_tool.models import Certificate, Person, Registration
 from lti_tool.models.base import utcnow
@@ -11,6 +15,8 @@ from lti_tool.services.ledger import person_progress
 
 #: No 0/O or 1/I: numbers are read aloud and typed from paper.
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+ISSUER_NAME = "Bargaining Certificate Program"
 
 
 class CertificateError(ValueError):
@@ -55,6 +61,10 @@ def evaluate(person_id: int) -> Certificate | None:
         db.session.add(certificate)
         db.session.flush()
         audit.record("certificate.issue", actor_account_id=None, person_id=person_id, number=certificate.number)
+        # The email with the PDF is queued in this same transaction: issued and announced, or neither.
+        from lti_tool.services import mail
+
+        mail.queue_certificate_email(certificate)
         return certificate
     if certificate.status == "issued" and not progress.met:
         certificate.status = "review"
@@ -107,3 +117,25 @@ def find_by_number(number: str) -> Certificate | None:
     if not number or len(number) > 32:
         return None
     return db.session.scalars(sa.select(Certificate).where(Certificate.number == number.strip().upper())).first()
+
+
+def verification_url(number: str) -> str:
+    """Return the public address that confirms a certificate."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/verify/{number}"
+
+
+def document_data(certificate: Certificate) -> CertificateData:
+    """Gather what the certificate's PDF and credential show."""
+    from lti_tool.services.people import registration_for
+
+    catalog = current_catalog()
+    base = current_app.config["PUBLIC_BASE_URL"]
+    registration = registration_for(certificate.person_id)
+    hours = tuple((g.title, float(Decimal(str(certificate.hours_by_group.get(g.id, "0")))))
+                  for g in catalog.program.groups)
+    return CertificateData(
+        number=certificate.number, holder_name=certificate.holder_name, program_name=catalog.program.name,
+        issued_at=certificate.issued_at, hours_by_group=hours, total_hours=float(certificate.total_hours),
+        verification_url=verification_url(certificate.number), issuer_name=ISSUER_NAME, issuer_url=base,
+        contact_email=catalog.program.contact_email,
+        holder_email=registration.email if registration else certificate.person.email)

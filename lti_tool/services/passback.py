@@ -791,8 +791,14 @@ def _background_loop(app, stop: threading.Event) -> None:
         try:
             with app.app_context():
                 report = send_all_due()
+                # Emails too, so the demo shows them on /dev/mail without a separate worker.
+                from lti_tool.services import mail
+
+                emails = mail.send_all_due()
             if report.claimed:
                 log.info("grades sync: %s", report.summary())
+            if emails.claimed:
+                log.info("mail: %s", emails.summary())
         except Exception:
             log.exception("grades sync failed; trying again in %s s", interval)
         stop.wait(interval)

@@ -195,6 +195,7 @@ def save_registration(person_id: int, form) -> Registration:
         raise RegistrationInvalid(errors) from exc
     registration = registration_for(person_id)
     now = utcnow()
+    first = registration is None
     if registration is None:
         registration = Registration(person_id=person_id, created_at=now, **values)
         db.session.add(registration)
@@ -206,6 +207,11 @@ def save_registration(person_id: int, form) -> Registration:
     person.name, person.email = values["name"], values["email"]
     # A certificate not yet printed with the registered name keeps the name it was issued with: it is a record.
     db.session.flush()
+    if first:
+        # The program promises this email on registration; queued with the registration, so both or neither.
+        from lti_tool.services import mail
+
+        mail.queue_registration_email(registration)
     return registration
 
 

@@ -1,7 +1,7 @@
 """The staff's console: platforms can be disabled, refused launches are kept, launches found by platform and time
 
 Revision ID: 0012_console
-Revises: 0010_demo_lms
+Revises: 0011_mail_outbox
 Create Date: 2026-11-28 13:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0012_console'
-down_revision = '0010_demo_lms'
+down_revision = '0011_mail_outbox'
 branch_labels = None
 depends_on = None
 
