@@ -48,6 +48,9 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.blueprints import law_register
 
     app.register_blueprint(law_register.bp)
+    from lti_tool.blueprints import instructor
+
+    app.register_blueprint(instructor.bp)
     from lti_tool.services.rules import format_hours
 
     app.add_template_filter(format_hours, "hours")

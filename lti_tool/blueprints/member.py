@@ -60,6 +60,9 @@ def home(launch_id: str):
     slug = (link.custom or {}).get(MODULE_PARAMETER) if link else None
     if slug and current_catalog().module(slug):
         return redirect(url_for("member.module", launch_id=launch_id, slug=slug))
+    if g.launch.role != ToolRole.MEMBER and g.launch.course_id is not None:
+        # The course link (or any link that places no module): instructors land on their course's home.
+        return redirect(url_for("instructor.course_home", launch_id=launch_id))
     return _render_catalog()
 
 
