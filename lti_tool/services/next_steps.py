@@ -87,7 +87,8 @@ def upcoming_workshops(account: Account, course_id: int | None, catalog: Catalog
     """Return the workshops from today on in the courses the member (any of their accounts) is enrolled in."""
     accounts = sa.select(Account.id).where(Account.person_id == account.person_id) \
         if account.person_id is not None else sa.select(sa.literal(account.id))
-    in_courses = Workshop.course_id.in_(sa.select(Enrolment.course_id).where(Enrolment.account_id.in_(accounts)))
+    enrolled = sa.select(Enrolment.course_id).where(Enrolment.account_id.in_(accounts))
+    in_courses: sa.ColumnElement[bool] = Workshop.course_id.in_(enrolled)
     if course_id is not None:
         in_courses = sa.or_(in_courses, Workshop.course_id == course_id)
     rows = db.session.execute(
