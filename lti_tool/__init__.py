@@ -58,9 +58,15 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(offerings.bp)
     app.register_blueprint(health.bp)
+    from lti_tool.blueprints import instructor
+
+    app.register_blueprint(instructor.bp)
     from lti_tool.services.rules import format_hours
 
     app.add_template_filter(format_hours, "hours")
+    from lti_tool.wording import first_sentence
+
+    app.add_template_filter(first_sentence, "first_sentence")
 
     def law_notes(text: str):
         """Show plain module text with its `{{law:<id>}}` references as linked Source notes."""

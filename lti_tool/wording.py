@@ -6,3 +6,10 @@ def with_article(noun: str) -> str:
     noun = str(noun).strip()
     # By the first letter's sound; the tool's roles and delivery modes have no "hour"/"user"-style exceptions.
     return f"{'an' if noun[:1].lower() in 'aeiou' and noun else 'a'} {noun}"
+
+
+def first_sentence(text: str) -> str:
+    """Return the first sentence of a paragraph (a card's short line; the whole text lives on its own page)."""
+    text = " ".join(str(text).split())
+    ends = [i for i in (text.find(end) for end in (". ", "? ", "! ")) if i > 0]
+    return text[:min(ends) + 1] if ends else text

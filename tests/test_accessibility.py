@@ -77,3 +77,20 @@ def test_pages_work_on_a_phone_sized_screen(live_server, browser_page):
     page.wait_for_url("**/l/*/")
     # nothing wider than the screen: no sideways scrolling
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_instructor_pages_pass_axe_and_fit_a_phone(live_server, browser_page):
+    page = browser_page
+    page.goto(live_server + "/demo/")
+    page.get_by_role("button", name="Launch as instructor").click()
+    page.wait_for_url("**/l/*/course")
+    assert violations(page) == [], "course home"
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375, "course home on a phone"
+    page.goto(live_server + "/demo/")
+    page.get_by_role("button", name="Deep link as instructor").click()
+    page.wait_for_url("**/deep-link")
+    page.locator("#pick-specialized summary").click()
+    page.locator("#module-contract-costing").get_by_label("Graded workshop").check()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375, "picker on a phone"
+    assert violations(page) == [], "picker on a phone"

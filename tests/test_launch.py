@@ -30,12 +30,12 @@ def test_member_launch_lands_on_a_page_saying_who_where_and_role(app, client, pl
 
 
 def test_instructor_launch_gets_instructor_role(client, platform, do_launch):
-    home = client.get(do_launch(platform, "instructor").location)
+    home = client.get(do_launch(platform, "instructor").location, follow_redirects=True)
     assert "signed in as <strong>instructor</strong>" in page(home)
 
 
 def test_institution_admin_gets_admin_role(client, platform, do_launch):
-    home = client.get(do_launch(platform, "admin").location)
+    home = client.get(do_launch(platform, "admin").location, follow_redirects=True)
     assert "signed in as <strong>admin</strong>" in page(home)
 
 

@@ -43,10 +43,9 @@ def test_email_and_date_inputs_look_like_the_text_inputs(live_server, browser_pa
     page.goto(live_server + "/demo/")
     page.get_by_role("button", name="Deep link as instructor").click()
     page.wait_for_url("**/deep-link")
-    date = page.locator("input[type=date]").first
-    # open any disclosure the date field sits in, so its style is computed as shown
-    date.evaluate("e => { for (let d = e.closest('details'); d; d = d.parentElement.closest('details')) "
-                  "d.open = true; }")
+    # a workshop's fields show once its group is open and "Graded workshop" is ticked
+    page.locator("#pick-foundations summary").click()
+    page.locator("#module-bargaining-foundations").get_by_label("Graded workshop").check()
     assert _style(page, "input[type=date]") == _style(page, "input[id^=venue-]") == text
 
 

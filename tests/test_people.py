@@ -48,7 +48,9 @@ def test_first_launch_asks_for_registration_once_and_it_is_editable(app, client,
 
 def test_instructors_are_not_asked_to_register(client, platform, do_launch):
     home = do_launch(platform, "instructor").location
-    assert client.get(home).status_code == 200
+    landing = client.get(home)  # straight to the course home, no registration form
+    assert landing.status_code == 302 and landing.location.endswith("/course")
+    assert client.get(landing.location).status_code == 200
 
 
 def test_linking_accounts_across_two_lms_by_one_time_code(app, make_platform, member_launch):

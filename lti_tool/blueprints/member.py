@@ -9,6 +9,7 @@ from lti_tool.rendering import render_content
 from lti_tool.services import certificates as certificate_service
 from lti_tool.services import passback
 from lti_tool.services import ledger as ledger_service
+from lti_tool.services import next_steps as next_steps_service
 from lti_tool.services import people as people_service
 from lti_tool.services import progress as progress_service
 
@@ -60,6 +61,9 @@ def home(launch_id: str):
     slug = (link.custom or {}).get(MODULE_PARAMETER) if link else None
     if slug and current_catalog().module(slug):
         return redirect(url_for("member.module", launch_id=launch_id, slug=slug))
+    if g.launch.role != ToolRole.MEMBER and g.launch.course_id is not None:
+        # The course link (or any link that places no module): instructors land on their course's home.
+        return redirect(url_for("instructor.course_home", launch_id=launch_id))
     return _render_catalog()
 
 
@@ -73,7 +77,8 @@ def catalog_page(launch_id: str):
 def _render_catalog():
     catalog = current_catalog()
     progress = {m.slug: progress_service.module_progress(g.launch.account_id, m) for m in catalog.modules}
-    return render_template("member/catalog.html", launch=g.launch, catalog=catalog, progress=progress)
+    steps = next_steps_service.next_steps(g.launch.account, g.launch.course_id, progress)
+    return render_template("member/catalog.html", launch=g.launch, catalog=catalog, progress=progress, steps=steps)
 
 
 @bp.get("/l/<launch_id>/modules/<slug>")
@@ -205,6 +210,7 @@ def progress_page(launch_id: str):
                            all_credit_kinds=CREDIT_KIND_NAMES,
                            counted_kinds=lambda group: " and ".join(CREDIT_KIND_NAMES[k] for k in group.counts),
                            certificate=certificate_service.certificate_for(_person_id()),
+                           steps=next_steps_service.next_steps(g.launch.account, g.launch.course_id),
                            accounts=g.launch.account.person.accounts)
 
 
