@@ -34,7 +34,7 @@ def chromium():
                   "--test-third-party-cookie-phaseout"])
         context = browser.new_context()
         page = context.new_page()
-        page.set_default_timeout(15000)
+        page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails
         yield page
         context.close()
         browser.close()
