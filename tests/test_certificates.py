@@ -124,6 +124,7 @@ def test_the_holders_email_is_checkable_in_their_copy_and_absent_from_the_public
     assert identities[0]["salt"] != identities[1]["salt"]
 
 
+@pytest.mark.rate_limits
 def test_certificate_look_ups_are_rate_limited(app, client, home):
     from lti_tool.blueprints.certificates import LOOKUPS
 
