@@ -1,5 +1,6 @@
 """The grading form of the workshop page: its fields per member, read and validated into GradeInput rows,
 and the bulk actions that fill it in (nothing here is saved: the view hands the rows to the grading service)."""
+import re
 from decimal import Decimal
 
 from marshmallow import (
@@ -96,6 +97,14 @@ def parse_grade_rows(form, account_ids, module: Module, graded: set[int]) -> tup
                                             "incomplete (incomplete with 0 hours takes the hours back)."}
         values[account_id] = row
     return values, errors
+
+
+_ROW_FIELD = re.compile(r"^(present|hours|result|score|comment)-(\d+)$")
+
+
+def rows_of_others(form, listed: set[int]) -> set[int]:
+    """Return the accounts the form has filled rows for that the page does not list (gone from the roster)."""
+    return {int(m.group(2)) for k, v in form.items() if v and (m := _ROW_FIELD.match(k))} - listed
 
 
 def form_from_records(account_ids, records: dict[int, WorkshopRecord]) -> dict[str, str]:

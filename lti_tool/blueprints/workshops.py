@@ -1,6 +1,5 @@
 """Workshops: the instructor's grading page (roster, attendance, grades, sign-in sheet, check-in code) and the
 member's check-in page."""
-import re
 
 import segno
 from flask import (
@@ -34,8 +33,6 @@ CHECK_IN_ATTEMPTS = "5 per minute; 20 per hour"
 CHECK_IN_LINKS = "120 per minute"
 _TOO_MANY_CODES = ("Too many wrong codes: wait a few minutes, then enter the code shown in the room again. If it "
                    "still does not work, ask the instructor to mark you present.")
-
-_ROW_FIELD = re.compile(r"^(present|hours|result|score|comment)-(\d+)$")
 
 
 def _workshop_or_404(public_id: str):
@@ -131,8 +128,7 @@ def grade(launch_id: str, public_id: str):
     graded = {account_id for account_id, r in records.items() if r.result}
     values, errors = workshop_forms.parse_grade_rows(form, ids, module, graded)
     general = []
-    strays = {int(m.group(2)) for k, v in form.items() if v and (m := _ROW_FIELD.match(k))} - listed
-    if strays:
+    if workshop_forms.rows_of_others(form, listed):
         general.append("The form has rows for people who are no longer on the course roster; nothing was saved. "
                        "Reload the page and enter the grades again.")
     blocked_message, blocked = workshop_service.gradebook_notice(workshop, g.launch)
@@ -143,12 +139,8 @@ def grade(launch_id: str, public_id: str):
         return _render(workshop, module, roster, accounts, records, _renumbered(form, still_open),
                        errors=errors, problems=open_problems, problem_errors=_reindexed(problem_errors, still_open),
                        general_errors=general, status=422)
-    counts = {"graded": 0, "attendance": 0, "unchanged": 0}
-    by_id = {a.id: a for a in accounts}
-    for account_id in ids:
-        outcome = workshop_service.save_row(workshop, by_id[account_id], values[account_id], grader=g.launch.account,
-                                            launch=g.launch, record=records.get(account_id))
-        counts[outcome] += 1
+    counts = workshop_service.save_grades(workshop, [(a, values[a.id], records.get(a.id)) for a in accounts],
+                                          grader=g.launch.account, launch=g.launch)
     flash(_saved_message(counts), "success")
     return redirect(url_for("workshops.grade", launch_id=launch_id, public_id=public_id), code=303)
 

@@ -144,6 +144,18 @@ def _next_grade_ref(record: WorkshopRecord) -> str:
 
 
 
+def save_grades(workshop: Workshop, rows: list[tuple[Account, GradeInput, WorkshopRecord | None]], *,
+                grader: Account, launch: Launch) -> dict[str, int]:
+    """Save the grading form's rows (account, validated row, its record if any); count each outcome.
+
+    Return {"graded": n, "attendance": n, "unchanged": n}.
+    """
+    counts = {"graded": 0, "attendance": 0, "unchanged": 0}
+    for account, row, record in rows:
+        counts[save_row(workshop, account, row, grader=grader, launch=launch, record=record)] += 1
+    return counts
+
+
 def save_row(workshop: Workshop, account: Account, row: GradeInput, *, grader: Account, launch: Launch,
              record: WorkshopRecord | None = None) -> str:
     """Save one member's attendance and, when a result is given, their grade.
