@@ -154,8 +154,8 @@ def build(args, url: str):
 def run(args, app) -> tuple[float, list]:
     """Run the worker loops until nothing is pending; return (seconds, reports)."""
     from lti_tool.extensions import db
+    from lti_tool import grades_worker
     from lti_tool.models import OutboxScore
-    from lti_tool.services import passback
 
     reports, lock, done = [], threading.Lock(), threading.Event()
     deadline = time.monotonic() + args.max_seconds
@@ -163,7 +163,7 @@ def run(args, app) -> tuple[float, list]:
     def worker():
         with app.app_context():
             while not done.is_set() and time.monotonic() < deadline:
-                report = passback.send_all_due(args.limit, concurrency=args.concurrency)
+                report = grades_worker.send_all_due(args.limit, concurrency=args.concurrency)
                 with lock:
                     reports.append(report)
                 if report.claimed == 0:

@@ -26,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    from lti_tool import cli, errors, headers
+    from lti_tool import cli, errors, headers, transaction
     from lti_tool.extensions import csrf, db, limiter, migrate
 
     db.init_app(app)
@@ -35,8 +35,9 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     _tune_sqlite(app)
 
-    from lti_tool.blueprints import admin, certificates, deep_linking, lti, member
+    from lti_tool.blueprints import admin, certificates, deep_linking, home, lti, member
 
+    app.register_blueprint(home.bp)
     app.register_blueprint(lti.bp)
     app.register_blueprint(member.bp)
     app.register_blueprint(certificates.bp)
@@ -85,9 +86,10 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     headers.init_app(app)
     request_log.init_app(app)
+    transaction.init_app(app)  # the one place a request commits (or rolls back)
     cli.init_app(app)
     if app.config.get("GRADES_BACKGROUND_SYNC") and not app.config.get("TESTING"):
-        from lti_tool.services.passback import start_background_sync
+        from lti_tool.grades_worker import start_background_sync
 
         @app.before_request
         def _start_grades_sync():
@@ -97,16 +99,6 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.catalog import load_catalog
 
     app.extensions["catalog"] = load_catalog(app.config["CONTENT_DIR"])
-
-    @app.get("/")
-    def index():
-        """Point people at what they can do here."""
-        from flask import render_template
-
-        from lti_tool.lti.registration import tool_urls
-
-        return render_template("index.html", demo=app.config["DEMO_PLATFORM"],
-                               urls=tool_urls(app.config["PUBLIC_BASE_URL"]))
 
     return app
 

@@ -39,18 +39,31 @@ def browser_launches() -> list[str]:
     return list(session.get(SESSION_KEY, [])) if session.get(SESSION_ACCOUNT) is not None else []
 
 
-def load_launch(launch_id: str) -> Launch:
-    """Return the launch if this browser holds it and it is still fresh; otherwise abort with 401."""
+def _check_launch(launch_id: str) -> tuple[Launch | None, str | None]:
+    """Return the launch if this browser may use it, else None and why not (in words for the person)."""
     if launch_id not in browser_launches():
-        abort(401, description="This page belongs to a launch that this browser did not make, or the "
-                               "session ended. Open the tool again from your course.")
+        return None, ("This page belongs to a launch that this browser did not make, or the session ended. Open the "
+                      "tool again from your course.")
     launch = db.session.get(Launch, launch_id)
     if launch is None or utcnow() - launch.created_at > LAUNCH_LIFETIME:
-        abort(401, description="Your session with the tool has ended. Open the tool again from your course.")
+        return None, "Your session with the tool has ended. Open the tool again from your course."
     if launch.account_id != session.get(SESSION_ACCOUNT):
-        abort(401, description="This page belongs to another person's launch. Open the tool again from your "
-                               "course.")
+        return None, "This page belongs to another person's launch. Open the tool again from your course."
+    return launch, None
+
+
+def load_launch(launch_id: str) -> Launch:
+    """Return the launch if this browser holds it and it is still fresh; otherwise abort with 401."""
+    launch, refusal = _check_launch(launch_id)
+    if launch is None:
+        abort(401, description=refusal)
     return launch
+
+
+def held_launches() -> list[Launch]:
+    """Return the launches this browser may use now (held, fresh, of its account), most recent first."""
+    return [launch for launch_id in reversed(browser_launches())
+            if (launch := _check_launch(launch_id)[0]) is not None]
 
 
 def launch_required(minimum: ToolRole = ToolRole.MEMBER):

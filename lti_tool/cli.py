@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.services import invitations, people, platforms
+from lti_tool.transaction import command_transaction
 
 platform_cli = AppGroup("platform", help="Register the LMS platforms the tool trusts.")
 deployment_cli = AppGroup("deployment", help="Add deployments to a registered platform.")
@@ -27,20 +28,20 @@ keys_cli = AppGroup("keys", help="The tool's signing keys.")
 def platform_add(name, issuer, client_id, auth_login_url, auth_token_url, key_set_url, key_set_file,
                  auth_audience, deployment_ids):
     """Register a platform."""
-    data = {"name": name, "issuer": issuer, "client_id": client_id, "auth_login_url": auth_login_url,
-            "auth_token_url": auth_token_url, "key_set_url": key_set_url, "auth_audience": auth_audience,
-            "deployment_ids": list(deployment_ids)}
-    if key_set_file:
+    with command_transaction():
+        data = {"name": name, "issuer": issuer, "client_id": client_id, "auth_login_url": auth_login_url,
+                "auth_token_url": auth_token_url, "key_set_url": key_set_url, "auth_audience": auth_audience,
+                "deployment_ids": list(deployment_ids)}
+        if key_set_file:
+            try:
+                data["key_set"] = json.load(key_set_file)
+            except ValueError as exc:
+                raise click.ClickException(f"--key-set-file is not JSON: {exc}") from exc
         try:
-            data["key_set"] = json.load(key_set_file)
-        except ValueError as exc:
-            raise click.ClickException(f"--key-set-file is not JSON: {exc}") from exc
-    try:
-        platform = platforms.add_platform({k: v for k, v in data.items() if v is not None})
-    except platforms.PlatformError as exc:
-        raise click.ClickException(str(exc)) from exc
-    keys.ensure_active_key()
-    db.session.commit()
+            platform = platforms.add_platform({k: v for k, v in data.items() if v is not None})
+        except platforms.PlatformError as exc:
+            raise click.ClickException(str(exc)) from exc
+        keys.ensure_active_key()
     click.echo(f"Registered platform {platform.id}: {platform.name} ({platform.issuer}, client id "
                f"{platform.client_id}) with {len(platform.deployments)} deployment(s).")
 
@@ -71,11 +72,11 @@ def platform_list():
                                   "its courses and accounts go too.")
 def platform_remove(issuer, client_id):
     """Remove a registration; with an LMS's last one, what was recorded in that LMS."""
-    try:
-        platform = platforms.remove_platform(issuer, client_id)
-    except platforms.PlatformError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    with command_transaction():
+        try:
+            platform = platforms.remove_platform(issuer, client_id)
+        except platforms.PlatformError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"Removed platform {platform.name} ({issuer}, client id {client_id}).")
 
 
@@ -85,11 +86,11 @@ def platform_remove(issuer, client_id):
 @click.option("--deployment-id", required=True)
 def deployment_add(issuer, client_id, deployment_id):
     """Add a deployment id to a platform."""
-    try:
-        platforms.add_deployment(issuer, client_id, deployment_id)
-    except platforms.PlatformError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    with command_transaction():
+        try:
+            platforms.add_deployment(issuer, client_id, deployment_id)
+        except platforms.PlatformError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"Added deployment {deployment_id} to {issuer} (client id {client_id}).")
 
 
@@ -159,16 +160,16 @@ def keys_rotate():
     """Make a new active signing key; the previous key stays published."""
     from lti_tool.services import tool_keys
 
-    key = tool_keys.rotate(actor_account_id=None, via="cli")
-    db.session.commit()
+    with command_transaction():
+        key = tool_keys.rotate(actor_account_id=None, via="cli")
     click.echo(f"New active key {key.kid}. The JWKS publishes it and the previous key.")
 
 
 @keys_cli.command("ensure")
 def keys_ensure():
     """Make the first signing key if the tool has none (safe to run at every start)."""
-    key = keys.ensure_active_key()
-    db.session.commit()
+    with command_transaction():
+        key = keys.ensure_active_key()
     click.echo(f"Active key {key.kid}.")
 
 
@@ -239,22 +240,23 @@ def admins_grant(person_id, platform_ref, sub, email):
     """
     import sys
 
-    given = sum(bool(x) for x in (person_id, platform_ref or sub, email))
-    if given != 1:
-        raise click.ClickException("Give one of --person-id N, --platform P --sub S, or --email X.")
-    try:
-        if person_id:
-            person = people.grant_program_admin(person_id, how=f"person id {person_id}")
-        elif platform_ref or sub:
-            account = people.account_by_lms_identity(platform_ref, sub)
-            if account.person_id is None:
-                raise people.PeopleError("That account has no person yet: ask them to open the tool once.")
-            person = people.grant_program_admin(account.person_id, how=f"LMS {account.lms_id} sub {account.sub}")
-        else:
-            person = _grant_by_email(email, interactive=sys.stdin.isatty())
-    except people.PeopleError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    with command_transaction():
+        given = sum(bool(x) for x in (person_id, platform_ref or sub, email))
+        if given != 1:
+            raise click.ClickException("Give one of --person-id N, --platform P --sub S, or --email X.")
+        try:
+            if person_id:
+                person = people.grant_program_admin(person_id, how=f"person id {person_id}")
+            elif platform_ref or sub:
+                account = people.account_by_lms_identity(platform_ref, sub)
+                if account.person_id is None:
+                    raise people.PeopleError("That account has no person yet: ask them to open the tool once.")
+                person = people.grant_program_admin(account.person_id,
+                                                    how=f"LMS {account.lms_id} sub {account.sub}")
+            else:
+                person = _grant_by_email(email, interactive=sys.stdin.isatty())
+        except people.PeopleError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"Person {person.id} ({person.name}) is now a program admin. Their LMS accounts:")
     for line in people.describe_accounts(person):
         click.echo(f"  {line}")
@@ -310,8 +312,8 @@ def certificates_evaluate():
     """Issue the certificates whose rules are met but not yet issued (after a migration merged people)."""
     from lti_tool.services import certificates
 
-    issued = certificates.evaluate_uncertified()
-    db.session.commit()
+    with command_transaction():
+        issued = certificates.evaluate_uncertified()
     for certificate in issued:
         click.echo(f"Issued {certificate.number} to person {certificate.person_id} ({certificate.holder_name}).")
     click.echo(f"{len(issued)} certificate(s) issued.")
@@ -327,11 +329,12 @@ def registration_create(name, expires_in):
     """Make a one-time Dynamic Registration link and print it (it is shown only this once)."""
     from flask import current_app
 
-    try:
-        made = invitations.create(name, current_app.config["PUBLIC_BASE_URL"], invitations.parse_lifetime(expires_in))
-    except invitations.InvitationError as exc:
-        raise click.ClickException(exc.message) from exc
-    db.session.commit()
+    with command_transaction():
+        try:
+            made = invitations.create(name, current_app.config["PUBLIC_BASE_URL"],
+                                      invitations.parse_lifetime(expires_in))
+        except invitations.InvitationError as exc:
+            raise click.ClickException(exc.message) from exc
     invitation = made.invitation
     click.echo(f"Invitation {invitation.id} for {invitation.name}, valid until "
                f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC, registers once:\n\n  {made.url}\n\n"
@@ -362,12 +365,25 @@ def registration_list():
 @click.option("--id", "invitation_id", type=int, required=True, help="The invitation's number (see list).")
 def registration_revoke(invitation_id):
     """Withdraw an unused invitation."""
-    try:
-        invitation = invitations.revoke(invitation_id)
-    except invitations.InvitationError as exc:
-        raise click.ClickException(exc.message) from exc
-    db.session.commit()
+    with command_transaction():
+        try:
+            invitation = invitations.revoke(invitation_id)
+        except invitations.InvitationError as exc:
+            raise click.ClickException(exc.message) from exc
     click.echo(f"Invitation {invitation.id} ({invitation.name}) is revoked: its link no longer works.")
+
+
+maintenance_cli = AppGroup("maintenance", help="Housekeeping (the grade worker also does it, hourly).")
+
+
+@maintenance_cli.command("purge")
+def maintenance_purge():
+    """Delete login records past their retention (a day): they are kept only to refuse a replayed login."""
+    from lti_tool.lti.login import purge_login_states
+
+    with command_transaction():
+        removed = purge_login_states()
+    click.echo(f"Removed {removed} expired login record(s).")
 
 
 def init_app(app: Flask) -> None:
@@ -377,5 +393,5 @@ def init_app(app: Flask) -> None:
     from lti_tool.cli_worker import mail_cli, worker_cli, workshops_cli
 
     for group in (platform_cli, deployment_cli, keys_cli, content_cli, admins_cli, registration_cli, grades_cli,
-                  database_cli, certificates_cli, launches_cli, worker_cli, mail_cli, workshops_cli):
+                  database_cli, certificates_cli, launches_cli, worker_cli, mail_cli, workshops_cli, maintenance_cli):
         app.cli.add_command(group)

@@ -6,8 +6,9 @@ import time
 import click
 from flask.cli import AppGroup
 
-from lti_tool.extensions import db
+from lti_tool import grades_worker
 from lti_tool.services import passback
+from lti_tool.transaction import command_transaction
 
 grades_cli = AppGroup("grades", help="Scores for the LMS gradebooks (the AGS outbox).")
 
@@ -32,9 +33,14 @@ def sync(loop, interval, limit, concurrency, lease_seconds):
     if loop and threading.current_thread() is threading.main_thread():
         # A process manager's SIGTERM ends the loop after the round in flight, not in the middle of it.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last_housekeeping: float | None = None
     while True:
+        if loop and grades_worker.housekeeping_due(last_housekeeping):
+            # A long-running worker keeps the login records small, so no scheduler is needed for them.
+            last_housekeeping = time.monotonic()
+            grades_worker.housekeeping()
         try:
-            report = passback.send_all_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
+            report = grades_worker.send_all_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         if report.claimed or not loop:
@@ -67,10 +73,10 @@ def status():
 @click.option("--all-failed", is_flag=True, help="Every failed score.")
 def retry(score_ids, all_failed):
     """Send failed scores again at the next sync, each with a new timestamp (it replaces what the LMS has)."""
-    if not score_ids and not all_failed:
-        raise click.ClickException("Give --id N (repeatable) or --all-failed.")
-    count = passback.retry_all_failed() if all_failed else passback.retry(score_ids)
-    db.session.commit()
+    with command_transaction():
+        if not score_ids and not all_failed:
+            raise click.ClickException("Give --id N (repeatable) or --all-failed.")
+        count = passback.retry_all_failed() if all_failed else passback.retry(score_ids)
     click.echo(f"{count} score(s) queued again.")
     if score_ids and count < len(set(score_ids)):
         click.echo("Only failed scores can be retried; the others are pending, sent or unknown.")

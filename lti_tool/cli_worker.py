@@ -8,7 +8,8 @@ import click
 from flask.cli import AppGroup
 
 from lti_tool.extensions import db
-from lti_tool.services import mail, offerings, passback
+from lti_tool import grades_worker
+from lti_tool.services import mail, offerings
 
 worker_cli = AppGroup("worker", help="The background worker: gradebook scores and emails.")
 mail_cli = AppGroup("mail", help="Emails to members (the mail outbox).")
@@ -16,9 +17,9 @@ workshops_cli = AppGroup("workshops", help="Workshops on the public offerings.")
 
 
 def run_once(*, limit: int = 200, concurrency: int = 8, lease_seconds: float = 60,
-             mail_lease_seconds: float = 180) -> tuple[passback.SendReport, mail.MailReport]:
+             mail_lease_seconds: float = 180) -> tuple[grades_worker.SendReport, mail.MailReport]:
     """Send every score and email that is due now; return both reports."""
-    scores = passback.send_all_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
+    scores = grades_worker.send_all_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
     emails = mail.send_all_due(lease_seconds=mail_lease_seconds)
     return scores, emails
 

@@ -2,7 +2,7 @@
 import logging
 
 from flask import render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
@@ -22,6 +22,10 @@ _TITLES = {
     500: "Something went wrong in the tool",
     502: "The other system did not give a usable answer",
 }
+
+
+_UNEXPECTED = ("The tool hit an unexpected error and saved nothing from this request. Try again; if it keeps "
+               "happening, tell the program's administrators.")
 
 
 def _wants_json() -> bool:
@@ -69,6 +73,10 @@ def init_app(app) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         db.session.rollback()
+        if isinstance(error, InternalServerError) and error.original_exception is not None:
+            # An exception outside the view (the request's commit, in lti_tool.transaction): the same page as one
+            # inside it; Flask has logged it already.
+            return _render(500, _UNEXPECTED)
         if error.code and error.code >= 500:
             log.error("HTTP %s on %s", error.code, request.path)
         message = error.description or ""
@@ -80,5 +88,4 @@ def init_app(app) -> None:
     def unexpected(error: Exception):
         db.session.rollback()
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return _render(500, "The tool hit an unexpected error and saved nothing from this request. "
-                            "Try again; if it keeps happening, tell the program's administrators.")
+        return _render(500, _UNEXPECTED)

@@ -16,6 +16,7 @@ import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from lti_tool import create_app  # noqa: E402
+from lti_tool import grades_worker
 from lti_tool.extensions import db  # noqa: E402
 from lti_tool.lti import keys  # noqa: E402
 from lti_tool.models import Registration  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
             passback.queue_score(platform_id=1, course_id=None, user_id=user, score_given=3, score_maximum=3,
                                  line_item_url=url, label="Power mapping workshop")
         db.session.commit()
-        passback.send_due(concurrency=1)
+        grades_worker.send_due(concurrency=1)
     stranger = app.test_client()
     stranger.get("/lti/login", query_string=login_params(lms, "m0", iss="https://canvas.old-district.example"))
     stranger.post("/lti/launch", data={"id_token": "not-a-token"})

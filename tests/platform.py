@@ -112,6 +112,8 @@ class PlatformEmulator:
     tokens: dict = field(default_factory=dict)
     token_requests: int = 0
     token_lifetime: int = 3600
+    #: When set, the token endpoint answers every request with this (status, body, content type) instead.
+    token_answer: tuple | None = None
     #: The name its addresses use: "localhost" puts it on another site than a tool served at 127.0.0.1.
     host: str = "127.0.0.1"
     #: Which registration (client id) each access token was issued to, and which made each line item: as Moodle
@@ -418,6 +420,9 @@ class PlatformEmulator:
     def _token(self, request):
         """OAuth2 client credentials with a JWT assertion signed by the tool (checked against its JWKS)."""
         self.token_requests += 1
+        if self.token_answer is not None:
+            status, body, mimetype = self.token_answer
+            return Response(body, status=status, mimetype=mimetype)
         form = request.form
         if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != \
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":

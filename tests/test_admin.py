@@ -109,6 +109,42 @@ def test_admin_merges_two_people(app, make_platform, do_launch, member_launch):
         assert len(db.session.get(Person, ids[0]).accounts) == 2
 
 
+def test_admin_splits_a_wrongly_merged_account_off_with_a_reason(app, make_platform, do_launch, member_launch):
+    canvas = make_platform(issuer="https://canvas.instructure.com", client_id="1001", product="canvas")
+    moodle = make_platform(product="moodle")
+    member_launch(canvas, browser=app.test_client())
+    member_launch(moodle, browser=app.test_client())
+    browser, home = admin_home(app, moodle, do_launch)
+    app.test_cli_runner().invoke(args=["admins", "grant", "--platform", moodle.issuer, "--sub", "user-admin-1"])
+    with app.app_context():
+        ids = db.session.scalars(sa.select(Person.id).where(Person.name == "Maria Member").order_by(Person.id)).all()
+    page = text(browser.get(f"{home}admin/people/{ids[0]}"))
+    browser.post(f"{home}admin/people/{ids[0]}/merge", data={"csrf_token": csrf(page), "other_person_id": str(ids[1]),
+                                                              "reason": "Looked like the same member"})
+    with app.app_context():
+        moved = db.session.scalars(sa.select(Account.id).where(Account.person_id == ids[0])
+                                   .order_by(Account.id.desc())).first()
+    split_url = f"{home}admin/people/{ids[0]}/accounts/{moved}/split"
+    without_reason = browser.post(split_url, data={"csrf_token": csrf(page), "reason": " "})
+    assert "needs a reason" in text(browser.get(without_reason.location))
+    with app.app_context():
+        assert db.session.get(Account, moved).person_id == ids[0]  # nothing changed
+
+    response = browser.post(split_url, data={"csrf_token": csrf(page), "reason": "Two members with one name"})
+    assert response.status_code == 303
+    assert "split off into a person of its own" in text(browser.get(response.location))
+    with app.app_context():
+        new_person = db.session.get(Account, moved).person_id
+        assert new_person not in (None, ids[0])
+        assert len(db.session.get(Person, ids[0]).accounts) == 1
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "people.split")).one()
+        assert (event.reason, event.person_id, event.details["new_person_id"]) == (
+            "Two members with one name", ids[0], new_person)
+    # An account that is not this person's is not found here.
+    assert browser.post(f"{home}admin/people/{ids[0]}/accounts/{moved}/split",
+                        data={"csrf_token": csrf(page), "reason": "again"}).status_code == 404
+
+
 def grant(app, platform, user_sub="user-admin-1"):
     """Grant program-admin access by LMS identity (platform issuer + sub), as the operator would."""
     result = app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", user_sub])

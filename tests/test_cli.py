@@ -61,3 +61,72 @@ def test_a_platform_whose_members_earned_hours_cannot_be_removed(app, runner, ma
     result = runner.invoke(args=["platform", "remove", "--issuer", "https://lms.example.edu", "--client-id", "c",
                                  "--yes"])
     assert result.exit_code != 0 and "ledger is permanent" in result.output
+
+
+def _login_states(app) -> int:
+    from lti_tool.models import LoginState
+
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(LoginState)) or 0
+
+
+def _start_logins(app, client, platform, count: int) -> None:
+    from tests.platform import login_params
+
+    for _ in range(count):
+        assert client.get("/lti/login", query_string=login_params(platform)).status_code == 302
+
+
+def _age_login_states(app, days: int) -> None:
+    from datetime import timedelta
+
+    from lti_tool.models import LoginState
+    from lti_tool.models.base import utcnow
+
+    with app.app_context():
+        db.session.execute(sa.update(LoginState).values(created_at=utcnow() - timedelta(days=days)))
+        db.session.commit()
+
+
+def test_maintenance_purge_removes_only_expired_login_records(app, client, runner, platform):
+    _start_logins(app, client, platform, 3)
+    _age_login_states(app, days=2)
+    _start_logins(app, client, platform, 1)  # a login in progress stays
+    result = runner.invoke(args=["maintenance", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 3 expired login record(s)." in result.output
+    assert _login_states(app) == 1
+
+
+def test_logins_no_longer_purge_and_the_worker_does_it_hourly(app, client, platform, monkeypatch):
+    from lti_tool import grades_worker
+
+    _start_logins(app, client, platform, 2)
+    _age_login_states(app, days=2)
+    _start_logins(app, client, platform, 200)  # a login view that purged 1 time in 100 would have by now
+    assert _login_states(app) == 202
+    assert grades_worker.housekeeping_due(None)
+    with app.app_context():
+        assert grades_worker.housekeeping() == 2
+    assert _login_states(app) == 200
+    assert not grades_worker.housekeeping_due(__import__("time").monotonic())
+
+
+def test_keys_ensure_makes_the_first_key_once(app, runner):
+    from lti_tool.models import ToolKey
+
+    with app.app_context():
+        db.session.execute(sa.delete(ToolKey))
+        db.session.commit()
+    first = runner.invoke(args=["keys", "ensure"])
+    assert first.exit_code == 0, first.output
+    kid = first.output.removeprefix("Active key ").strip().rstrip(".")
+    again = runner.invoke(args=["keys", "ensure"])
+    assert again.output == first.output  # the same key: nothing new is made
+    with app.app_context():
+        assert db.session.scalars(sa.select(ToolKey.kid)).all() == [kid]
+    assert [k["kid"] for k in client_jwks(app)] == [kid]
+
+
+def client_jwks(app) -> list:
+    return app.test_client().get("/.well-known/jwks.json").get_json()["keys"]

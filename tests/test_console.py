@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from lti_tool import grades_worker
 from lti_tool.extensions import db
 from lti_tool.models import AuditEvent, Launch, LaunchRefusal, OutboxScore, Platform, RegistrationInvitation, ToolKey
 from lti_tool.models.base import utcnow
@@ -289,7 +290,7 @@ def test_gradebook_queue_shows_the_lms_answer_and_retries_or_discards_with_a_rea
                                     line_item_url=url, label="Power mapping workshop").id
                for user in ("user-member-1", "user-2", "user-3")]
         db.session.commit()
-        passback.send_due(concurrency=1)
+        grades_worker.send_due(concurrency=1)
         first = {i: db.session.get(OutboxScore, i).status for i in ids}
     failed_ids = [i for i in ids if first[i] == "failed"]
     sent_id = next(i for i in ids if first[i] == "sent")
@@ -309,7 +310,7 @@ def test_gradebook_queue_shows_the_lms_answer_and_retries_or_discards_with_a_rea
     with app.app_context():
         statuses = [db.session.get(OutboxScore, i).status for i in (*failed_ids, sent_id)]
         assert statuses == ["discarded", "pending", "sent"]
-        passback.send_due()
+        grades_worker.send_due()
         assert db.session.get(OutboxScore, failed_ids[0]).status == "discarded"
         assert db.session.get(OutboxScore, failed_ids[1]).status == "sent"
     assert len(platform.scores) == 2

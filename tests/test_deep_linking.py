@@ -101,7 +101,12 @@ def test_one_item_platform_gets_radio_buttons(client, platform, do_launch):
 def test_member_deep_linking_launch_cannot_open_the_picker(client, platform, do_launch):
     url = open_picker(client, do_launch, platform, user="member")
     assert client.get(url).status_code == 403
-    assert client.post(url, data={"choice": "power-mapping:self_paced"}).status_code in (400, 403)
+    # A valid token (from the member's registration page): the role check is what refuses, not CSRF.
+    token = re.search(r'name="csrf_token" value="([^"]+)"',
+                      page(client.get(url.removesuffix("deep-link") + "registration"))).group(1)
+    refused = client.post(url, data={"csrf_token": token, "choice": "power-mapping:self_paced"})
+    assert refused.status_code == 403
+    assert "This page is for instructors" in page(refused)
 
 
 def test_resource_link_launch_cannot_use_the_picker(app, client, platform, do_launch):

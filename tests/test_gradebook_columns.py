@@ -16,6 +16,7 @@ from lti_tool.models import (
     ProgressColumn,
     Workshop,
 )
+from lti_tool import grades_worker
 from lti_tool.services import passback
 from tests.platform import LTI
 from tests.test_deep_linking import WORKSHOP, open_picker, page, read_response, submit
@@ -35,9 +36,9 @@ DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 PROGRESS_TAG = "bargaining-certificate-progress"
 
 
-def send(app) -> passback.SendReport:
+def send(app) -> grades_worker.SendReport:
     with app.app_context():
-        return passback.send_all_due()
+        return grades_worker.send_all_due()
 
 
 def progress_columns(lms) -> list[dict]:

@@ -67,9 +67,20 @@ def test_inline_scripts_run_only_with_this_responses_nonce(client, platform):
     assert "'unsafe-inline'" not in scripts and "'self'" in scripts
     [nonce] = [s.removeprefix("'nonce-").removesuffix("'") for s in scripts if s.startswith("'nonce-")]
     inline = re.findall(r"<script( [^>]*)?>(?!</script>)", response.get_data(as_text=True))
-    executable = [attributes for attributes in inline
-                  if "src=" not in attributes and 'type="application/json"' not in attributes]
-    assert all(f'nonce="{nonce}"' in attributes for attributes in executable)
+    # This page runs only the tool's own files; its JSON data block (type="application/json") is never run.
+    assert inline and all("src=" in a or 'type="application/json"' in a for a in inline)
+    # A page that does run an inline script (the demo LMS's auto-posting form) gives it this response's nonce.
+    from tests.test_demo import _path, _token
+
+    start = client.post("/demo/start", data={"csrf_token": _token(client, "/demo/"), "as": "member"})
+    login = client.get(_path(start.location, "http://localhost:5000"))
+    posting = client.get(_path(login.location, "http://localhost:5000"))
+    [posting_nonce] = [s.removeprefix("'nonce-").removesuffix("'") for s in csp(posting)["script-src"]
+                       if s.startswith("'nonce-")]
+    runnable = [a or "" for a in re.findall(r"<script( [^>]*)?>(?!</script>)", posting.get_data(as_text=True))
+                if "src=" not in (a or "")]
+    assert runnable and all(f'nonce="{posting_nonce}"' in a for a in runnable)
+    assert posting_nonce != nonce
     again = client.get("/lti/login", query_string=login_params(platform, lti_storage_target="_parent"))
     assert csp(again)["script-src"] != scripts  # a new nonce per response
 

@@ -156,6 +156,18 @@ def test_reversal_is_a_new_negative_entry_once_with_a_reason(app, make_account):
         assert ledger.person_progress(person).total_hours == 0
 
 
+def test_every_reversal_writes_its_own_audit_record_whoever_asks(app, make_account):
+    """Not only the admin page: a changed workshop grade or any other caller of reverse_entry is audited too."""
+    account, person = make_account()
+    with app.app_context():
+        entry = earn(account, "power-mapping")
+        reversal = ledger.reverse_entry(entry.id, reason="Recorded twice", actor_account_id=None)
+        db.session.commit()
+        events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "ledger.reverse")).all()
+        assert [(e.person_id, e.reason, e.details) for e in events] == [
+            (person, "Recorded twice", {"entry_id": entry.id, "reversal_id": reversal.id})]
+
+
 def test_certificate_is_issued_once_when_the_rules_are_met(app, make_account):
     account, person = make_account(name="Rosa Delgado")
     with app.app_context():

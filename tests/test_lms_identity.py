@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, Course, Launch, LedgerEntry, Person, Platform
+from lti_tool import grades_worker
 from lti_tool.services import ledger, passback, platforms, roster
 from tests.platform import CanvasEmulator, MoodleEmulator, User
 from tests.test_passback import complete_module
@@ -56,7 +57,7 @@ def test_two_registrations_of_one_moodle_share_the_member_her_hours_and_one_prog
         db.session.commit()
     complete_module(client, home, first)
     with app.app_context():
-        assert passback.send_all_due().failed == 0
+        assert grades_worker.send_all_due().failed == 0
     [column] = progress_columns(moodle)
 
     moodle.use_tool(by_hand)  # an activity of the tool added by hand, in the same course
@@ -67,7 +68,7 @@ def test_two_registrations_of_one_moodle_share_the_member_her_hours_and_one_prog
     assert page.status_code == 200, "the member was asked to register again"
     complete_module(client, home, second)
     with app.app_context():
-        report = passback.send_all_due()
+        report = grades_worker.send_all_due()
         assert report.failed == 0, report.errors
 
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == 1

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from lti_tool.extensions import db
 from lti_tool.models import OutboxScore, Platform
 from lti_tool.models.base import utcnow
+from lti_tool import grades_worker
 from lti_tool.services import passback
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def make_due(app, *, leases_too=False):
 def send_until_done(app, rounds=6):
     for _ in range(rounds):
         with app.app_context():
-            passback.send_all_due()
+            grades_worker.send_all_due()
         if all(r.status != "pending" for r in rows(app)):
             return
         make_due(app)
@@ -81,9 +82,9 @@ def test_an_lms_that_stores_then_stalls_past_the_lease_gets_the_score_once(app, 
     queue(app, lms, ["user-1"], url)
     started = time.monotonic()
     with app.app_context():
-        report = passback.send_due(lease_seconds=11)
+        report = grades_worker.send_due(lease_seconds=11)
     # The send was cut off well inside the lease, and the worker recorded the outcome itself.
-    assert time.monotonic() - started < 11 - passback.FINISH_MARGIN_SECONDS
+    assert time.monotonic() - started < 11 - grades_worker.FINISH_MARGIN_SECONDS
     assert (report.retrying, report.lease_lost) == (1, 0)
     waiting = rows(app)[0]
     assert waiting.status == "pending" and waiting.delivery_uncertain and waiting.leased_until is None
@@ -92,7 +93,7 @@ def test_an_lms_that_stores_then_stalls_past_the_lease_gets_the_score_once(app, 
     lms.score_stall = 0
     make_due(app)
     with app.app_context():
-        assert passback.send_due().sent == 1
+        assert grades_worker.send_due().sent == 1
     done = rows(app)[0]
     assert done.status == "sent" and not done.delivery_uncertain and done.last_error is None
     assert len(lms.scores) == 1 and lms.score_requests == 2
@@ -106,7 +107,7 @@ def test_an_lms_that_drips_its_answer_is_cut_off_and_the_score_kept_once(app, lm
     queue(app, lms, ["user-1", "user-2"], url)
     started = time.monotonic()
     with app.app_context():
-        report = passback.send_due(lease_seconds=11)
+        report = grades_worker.send_due(lease_seconds=11)
     assert time.monotonic() - started < 6
     assert report.retrying == 2
     lms.score_drip = 0
@@ -124,11 +125,11 @@ def test_not_newer_after_a_possibly_delivered_attempt_is_delivered(app, lms, ord
     lms.score_stall = 3  # stored, but the answer comes too late
     queue(app, lms, [f"user-{n}" for n in range(4)], url)
     with app.app_context():
-        assert passback.send_due(lease_seconds=11).retrying == 4
+        assert grades_worker.send_due(lease_seconds=11).retrying == 4
     lms.score_stall = 0
     make_due(app)
     with app.app_context():
-        report = passback.send_due()
+        report = grades_worker.send_due()
     assert (report.sent, report.failed) == (4, 0)  # not "4 delivered scores marked failed"
     assert lms.score_requests == 8 and len(lms.scores) == 4
 
@@ -143,7 +144,7 @@ def test_a_newer_grade_in_the_lms_fails_in_words_and_retry_sends_a_fresh_timesta
     later = (utcnow() + timedelta(seconds=30)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     lms.set_result(url, "user-1", later, score=6)
     with app.app_context():
-        assert passback.send_due().failed == 1
+        assert grades_worker.send_due().failed == 1
     failed = rows(app)[0]
     assert failed.status == "failed" and f"HTTP {status}" in failed.last_error
     assert "newer grade for this member" in failed.last_error and "Retry" in failed.last_error
@@ -157,7 +158,7 @@ def test_a_newer_grade_in_the_lms_fails_in_words_and_retry_sends_a_fresh_timesta
     retried = rows(app)[0]
     assert retried.payload["timestamp"] > sent_timestamp and retried.status == "pending"
     with app.app_context():
-        assert passback.send_due().sent == 1
+        assert grades_worker.send_due().sent == 1
     assert [s["scoreGiven"] for s in lms.scores] == [4.0]
     assert lms.scores[0]["timestamp"] == retried.payload["timestamp"]
 
@@ -166,16 +167,16 @@ def test_a_finish_after_the_lease_passed_to_another_worker_changes_nothing(app, 
     url = lms.add_line_item()
     queue(app, lms, ["user-1"], url)
     with app.app_context():
-        [first] = passback._claim(1, lease_seconds=60)
+        [first] = grades_worker._claim(1, lease_seconds=60)
         db.session.commit()
     make_due(app, leases_too=True)  # the first worker hung past its lease
     with app.app_context():
-        [second] = passback._claim(1, lease_seconds=60)
+        [second] = grades_worker._claim(1, lease_seconds=60)
         db.session.commit()
         assert second.possibly_delivered  # the first may have sent it
         # The hung worker wakes up and tries to record a failure: the row is not its own any more.
-        report = passback.SendReport()
-        assert not passback._finish(first, report, status="failed", last_error="late")
+        report = grades_worker.SendReport()
+        assert not grades_worker._finish(first, report, status="failed", last_error="late")
         db.session.commit()
     assert report.lease_lost == 1
     row = rows(app)[0]
@@ -187,10 +188,10 @@ def test_a_score_replaced_twice_in_one_second_keeps_timestamps_a_second_apart(ap
     url = lms.add_line_item()
     queue(app, lms, ["user-1"], url, score=2)
     with app.app_context():
-        assert passback.send_due().sent == 1
+        assert grades_worker.send_due().sent == 1
     queue(app, lms, ["user-1"], url, score=3)  # a correction within the same second
     with app.app_context():
-        assert passback.send_due().sent == 1
+        assert grades_worker.send_due().sent == 1
     assert [s["scoreGiven"] for s in lms.scores] == [2.0, 3.0]
 
 

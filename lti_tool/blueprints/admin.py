@@ -5,6 +5,7 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
 
+from lti_tool import transaction
 from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
@@ -68,10 +69,9 @@ def _run(action, launch_id, person_id, success):
     try:
         result = action()
     except (ledger.LedgerError, people.PeopleError, certificate_service.CertificateError) as exc:
-        db.session.rollback()
+        transaction.abandon()
         flash(str(exc), "error")
     else:
-        db.session.commit()
         flash(success(result) if callable(success) else success, "success")
     return _back(launch_id, person_id)
 
@@ -104,12 +104,7 @@ def reverse(launch_id: str, person_id: int, entry_id: int):
         abort(404, description="That entry is not in this person's ledger.")
 
     def act():
-        from lti_tool.services import audit
-
-        reversal = ledger.reverse_entry(entry_id, reason=request.form.get("reason", ""),
-                                        actor_account_id=g.launch.account_id)
-        audit.record("ledger.reverse", actor_account_id=g.launch.account_id, person_id=person_id,
-                     reason=reversal.reason, entry_id=entry_id, reversal_id=reversal.id)
+        ledger.reverse_entry(entry_id, reason=request.form.get("reason", ""), actor_account_id=g.launch.account_id)
         certificate_service.evaluate(person_id)
 
     return _run(act, launch_id, person_id, "The entry is reversed.")

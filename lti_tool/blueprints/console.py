@@ -4,9 +4,9 @@ Views parse, call the same services as the CLI, commit once, and render.
 """
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from lti_tool import transaction
 from lti_tool.blueprints.admin import program_admin_required
 from lti_tool.catalog import current_catalog
-from lti_tool.extensions import db
 from lti_tool.lti.registration import tool_urls
 from lti_tool.services import (
     exports,
@@ -55,7 +55,6 @@ def check(launch_id: str, platform_id: int):
         platform, result = platforms.check(platform_id, actor_account_id=_actor(), via="console")
     except platforms.PlatformError as exc:
         abort(404, description=str(exc))
-    db.session.commit()
     return _platforms_page(check=result, checked=platform)
 
 
@@ -84,10 +83,9 @@ def _platform_action(action, success: str):
     try:
         platform = action()
     except platforms.PlatformError as exc:
-        db.session.rollback()
+        transaction.abandon()
         flash(str(exc), "error")
     else:
-        db.session.commit()
         flash(success.format(name=platform.name), "success")
     return redirect(url_for("console.platforms_page", launch_id=g.launch.id), code=303)
 
@@ -101,9 +99,8 @@ def create_link(launch_id: str):
         created = invitations.create(request.form.get("name", ""), current_app.config["PUBLIC_BASE_URL"], lifetime,
                                      actor_account_id=_actor(), via="console")
     except invitations.InvitationError as exc:
-        db.session.rollback()
+        transaction.abandon()
         return _platforms_page(400, link_error=str(exc))
-    db.session.commit()
     # Shown in this answer only: the tool keeps just a hash of the link's secret.
     return _platforms_page(new_link=created)
 
@@ -115,10 +112,9 @@ def revoke_link(launch_id: str, invitation_id: int):
     try:
         invitation = invitations.revoke(invitation_id, actor_account_id=_actor(), via="console")
     except invitations.InvitationError as exc:
-        db.session.rollback()
+        transaction.abandon()
         flash(exc.message, "error")
     else:
-        db.session.commit()
         flash(f"The link for {invitation.name} is revoked.", "success")
     return redirect(url_for("console.platforms_page", launch_id=launch_id), code=303)
 
@@ -138,7 +134,6 @@ def keys_page(launch_id: str):
 def rotate_keys(launch_id: str):
     """Make a new signing key; the previous one stays published."""
     key = tool_keys.rotate(actor_account_id=_actor(), via="console")
-    db.session.commit()
     flash(f"New active key {key.kid}. The key set publishes it and the previous key, so nothing signed "
           "before stops working.", "success")
     return redirect(url_for("console.keys_page", launch_id=launch_id), code=303)
@@ -200,7 +195,6 @@ def retry_scores(launch_id: str):
         flash("Choose the scores to retry.", "error")
         return _back_to_queue()
     count = gradebook_queue.retry(ids, actor_account_id=_actor())
-    db.session.commit()
     flash(f"{count} score(s) will be sent again in a moment." if count else
           "Nothing to retry: only failed scores can be retried.", "success")
     return _back_to_queue()
@@ -214,10 +208,9 @@ def discard_scores(launch_id: str):
         count = gradebook_queue.discard(_score_ids(), reason=request.form.get("reason", ""),
                                         actor_account_id=_actor())
     except gradebook_queue.QueueError as exc:
-        db.session.rollback()
+        transaction.abandon()
         flash(str(exc), "error")
         return _back_to_queue()
-    db.session.commit()
     flash(f"{count} score(s) discarded: they will not be sent." if count else
           "Nothing was discarded: only failed or waiting scores that are not being sent right now can be.", "success")
     return _back_to_queue()

@@ -1,10 +1,10 @@
 """The instructor's deep-linking picker: choose modules and workshops, answer the LMS with a signed response."""
 from flask import Blueprint, abort, current_app, g, render_template, request
 
+from lti_tool import transaction
 from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
-from lti_tool.extensions import db
-from lti_tool.lti import deep_linking
+from lti_tool.lti import deep_linking, tool_launch
 from lti_tool.lti.claims import ToolRole
 from lti_tool.lti.registration import tool_urls
 from lti_tool.services import passback, placements
@@ -14,7 +14,7 @@ bp = Blueprint("deep_linking", __name__)
 
 
 def _request_or_refuse() -> deep_linking.DeepLinkRequest:
-    request_ = deep_linking.deep_link_request(g.launch.claims)
+    request_ = tool_launch.of(g.launch).deep_link
     if request_ is None:
         abort(403, description="This page answers the LMS when you add content to a course (a deep-linking "
                                "launch). Open it from your course's “add an activity”, “external tool” or "
@@ -59,7 +59,7 @@ def picker(launch_id: str):
                                            progress_column=wants_progress)
         placed = placements.place(choices, course_id=g.launch.course_id, account_id=g.launch.account_id)
     except placements.PlacementInvalid as exc:
-        db.session.rollback()
+        transaction.abandon()
         return _render_picker(link_request, errors=exc.errors, form=request.form, status=422)
     if wants_progress:
         # The column itself is made by the grade worker, once, when the first member's hours are sent.
@@ -71,7 +71,6 @@ def picker(launch_id: str):
     if wants_progress:
         message += f" The gradebook gets a “{passback.PROGRESS_LABEL}” column with each member's hours."
     token = deep_linking.sign_response(g.launch.platform, link_request, items, message=message)
-    db.session.commit()
     return render_template("deep_linking/response.html", launch=g.launch, return_url=link_request.return_url,
                            token=token, items=items, progress_column=wants_progress,
                            progress_label=passback.PROGRESS_LABEL)

@@ -4,8 +4,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from lti_tool.extensions import csrf, db
-from lti_tool.lti.ags import LINE_ITEM_CONTAINER_TYPE, LINE_ITEM_TYPE
+from lti_tool import grades_worker, transaction
+from lti_tool.extensions import csrf
+from lti_tool.lti.ags import LINE_ITEM_CONTAINER_TYPE, LINE_ITEM_TYPE, RESULT_CONTAINER_TYPE
 from lti_tool.lti.claims import Scope
 from lti_tool.lti.nrps import MEMBERSHIP_MEDIA_TYPE
 from lti_tool.lti.registration import tool_urls
@@ -14,15 +15,13 @@ from lti_tool.services.demo_lms import CLIENT_ID, DEPLOYMENT_ID, PEOPLE, DemoErr
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
-RESULT_CONTAINER_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
-
 
 def _json(body, status: int = 200, mimetype: str = "application/json"):
     return current_app.response_class(current_app.json.dumps(body), status=status, mimetype=mimetype)
 
 
 def _refused(error: DemoError):
-    db.session.rollback()
+    transaction.abandon()
     return _json(error.body(), error.status)
 
 
@@ -50,7 +49,6 @@ def start():
     except DemoError as exc:
         abort(400, description=exc.description)
     platform = demo_lms.ensure_demo_platform()
-    db.session.commit()
     base = current_app.config["PUBLIC_BASE_URL"]
     params = {"iss": platform.issuer, "login_hint": person_key, "lti_message_hint": hint,
               "target_link_uri": tool_urls(base)["launch"], "client_id": CLIENT_ID,
@@ -87,7 +85,6 @@ def deep_link_return():
         links, new = demo_lms.receive_deep_link_response(request.form.get("JWT", ""))
     except DemoError as exc:
         abort(400, description=exc.description)
-    db.session.commit()
     return render_template("demo/deep_link_return.html", links=links, new=new, members=demo_lms.members(),
                            people=PEOPLE)
 
@@ -103,7 +100,7 @@ def gradebook():
 @bp.post("/gradebook/send")
 def send_grades():
     """Send the tool's queued scores now (what the grade worker does every few seconds in development)."""
-    report = passback.send_all_due()
+    report = grades_worker.send_all_due()
     flash(f"Gradebook sync: {report.summary()}.", "success")
     return redirect(url_for("demo.gradebook"), code=303)
 
@@ -138,7 +135,6 @@ def lineitems():
             return _json([demo_lms.line_item_json(i) for i in found], mimetype=LINE_ITEM_CONTAINER_TYPE)
         demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_LINEITEM)
         item = demo_lms.create_line_item(request.get_json(silent=True, force=True))
-        db.session.commit()
         return _json(demo_lms.line_item_json(item), 201, mimetype=LINE_ITEM_TYPE)
     except DemoError as exc:
         return _refused(exc)
@@ -163,7 +159,6 @@ def scores(item_id: int):
         demo_lms.authorize(request.headers.get("Authorization"), Scope.AGS_SCORE)
         item = demo_lms.line_item(item_id)
         demo_lms.record_score(item, request.content_type, request.get_json(silent=True, force=True))
-        db.session.commit()
         return "", 204
     except DemoError as exc:
         return _refused(exc)

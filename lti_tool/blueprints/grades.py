@@ -12,7 +12,6 @@ from flask import (
 from marshmallow import Schema, ValidationError, fields, validate
 
 from lti_tool.auth import launch_required
-from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
 from lti_tool.services import passback
 
@@ -64,7 +63,6 @@ def retry(launch_id: str):
         count = passback.retry([form["score_id"]], course_id=course_id)
     else:
         abort(400, description="Choose a score to retry.")
-    db.session.commit()
     if count:
         flash(f"{count} score{'s' if count != 1 else ''} will be sent to the gradebook again in a moment.",
               "success")

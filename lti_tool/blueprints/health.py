@@ -6,6 +6,7 @@ import os
 import sqlalchemy as sa
 from flask import Blueprint, current_app
 
+from lti_tool import transaction
 from lti_tool.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -57,17 +58,17 @@ def readyz():
         checks["database"] = "ok"
         checks["migrations"] = "ok" if versions == set(migration_heads()) else "not at head: run db upgrade"
     except Exception:  # noqa: BLE001 - any failure means not ready
-        db.session.rollback()
+        transaction.abandon()
         log.warning("readyz: database check failed", exc_info=True)
         if "database" not in checks:
             try:
                 db.session.execute(sa.text("SELECT 1"))
                 checks["database"], checks["migrations"] = "ok", "not at head: run db upgrade"
             except Exception:  # noqa: BLE001
-                db.session.rollback()
+                transaction.abandon()
                 checks["database"], checks["migrations"] = "unreachable", "unknown"
     finally:
-        db.session.rollback()  # no transaction left open on a pooled connection
+        transaction.abandon()  # no transaction left open on a pooled connection
     redis_url = current_app.config.get("REDIS_URL")
     if redis_url:
         try:

@@ -1,7 +1,6 @@
 """LTI endpoints: OIDC login, launch, the tool's JWKS, Canvas JSON configuration and Dynamic Registration."""
 import hashlib
 import hmac
-import random
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -13,10 +12,21 @@ from lti_tool.extensions import csrf, db, limiter
 from lti_tool.lti import keys, platform_origins
 from lti_tool.lti.claims import MessageType
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.launch import (PendingResubmit, PendingStorageCheck, claim_handoff, unverified_registration,
-                                 validate_launch)
-from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, begin_login, browser_binding, holds,
-                                purge_login_states, storage_proof)
+from lti_tool.lti.launch import (
+    PendingResubmit,
+    PendingStorageCheck,
+    claim_handoff,
+    unverified_registration,
+    validate_launch,
+)
+from lti_tool.lti.login import (
+    LOGIN_TTL,
+    STATE_COOKIE_PREFIX,
+    begin_login,
+    browser_binding,
+    holds,
+    storage_proof,
+)
 from lti_tool.lti.registration import canvas_configuration, describe_scopes, tool_registration_request, tool_urls
 from lti_tool.lti.sync import record_launch
 from lti_tool.models import Launch
@@ -64,9 +74,6 @@ def login():
     """
     params = request.form if request.method == "POST" else request.args
     login_redirect = begin_login(params, launch_url=tool_urls(_base_url())["launch"], public_base_url=_base_url())
-    if random.random() < 0.01:  # keep the table small without a scheduler
-        purge_login_states()
-    db.session.commit()
     response: Response
     if login_redirect.storage_target or _framed_by_another_site():
         secure = current_app.config["SESSION_COOKIE_SECURE"]
@@ -143,7 +150,6 @@ def launch():
     if isinstance(result, PendingStorageCheck):
         return render_template("lti/launch_storage_check.html", check=result)
     record = record_launch(result)
-    db.session.commit()
     g.launch = record  # for the request's log line (platform and role)
     if result.browser_holds_state():
         remember_launch(record)
@@ -180,7 +186,6 @@ def resume(token: str):
     except BadSignature as exc:
         raise LaunchError("handoff_invalid", "This link to open the tool is not valid.", status=401) from exc
     claim_handoff(launch_id)
-    db.session.commit()
     record = db.session.get_one(Launch, launch_id)
     remember_launch(record)
     return redirect(landing_url(record), code=303)
@@ -282,5 +287,4 @@ def register():
             confirm_duplicate=request.form.get("confirm_duplicate") == "1")
     except invitations.InvitationError as exc:
         raise _invitation_refused(exc) from exc
-    db.session.commit()
     return render_template("lti/registered.html", result=result)

@@ -1,15 +1,16 @@
 """The member's side: the catalog, a module's overview, its sections and activities, the knowledge check."""
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from lti_tool import transaction
 from lti_tool.auth import launch_required
 from lti_tool.catalog import current_catalog
-from lti_tool.extensions import db
+from lti_tool.lti import tool_launch
 from lti_tool.lti.claims import ToolRole
 from lti_tool.rendering import render_content
 from lti_tool.services import certificates as certificate_service
-from lti_tool.services import passback
 from lti_tool.services import ledger as ledger_service
 from lti_tool.services import next_steps as next_steps_service
+from lti_tool.services import passback
 from lti_tool.services import people as people_service
 from lti_tool.services import progress as progress_service
 
@@ -18,10 +19,6 @@ bp = Blueprint("member", __name__)
 #: How members read each kind of credit when a requirement group counts only some of them.
 CREDIT_KIND_NAMES = {"module_completion": "self-paced modules", "workshop_grade": "graded workshops",
                      "admin_adjustment": "hours added by the program"}
-
-#: The custom parameter a placed link carries to open one module (set by deep linking).
-MODULE_PARAMETER = "module"
-
 
 def _module_or_404(slug: str):
     module = current_catalog().module(slug)
@@ -52,13 +49,12 @@ def home(launch_id: str):
     """Land a launch: first the registration form (once), then a placed module or the catalog."""
     if g.launch.role == ToolRole.MEMBER and people_service.registration_for(_person_id()) is None:
         return redirect(url_for("member.registration", launch_id=launch_id, first="1"))
-    link = g.launch.resource_link
-    custom = (link.custom or {}) if link else {}
-    if custom.get("mode") == "workshop" and isinstance(custom.get("workshop"), str) and custom["workshop"]:
+    placement = tool_launch.of(g.launch).placement
+    if placement.placed_workshop:
         # A placed workshop: its instructors grade it, its members check in and see their result.
         endpoint = "workshops.attend" if g.launch.role == ToolRole.MEMBER else "workshops.grade"
-        return redirect(url_for(endpoint, launch_id=launch_id, public_id=custom["workshop"]))
-    slug = (link.custom or {}).get(MODULE_PARAMETER) if link else None
+        return redirect(url_for(endpoint, launch_id=launch_id, public_id=placement.placed_workshop))
+    slug = placement.module
     if slug and current_catalog().module(slug):
         return redirect(url_for("member.module", launch_id=launch_id, slug=slug))
     if g.launch.role != ToolRole.MEMBER and g.launch.course_id is not None:
@@ -115,7 +111,6 @@ def section(launch_id: str, slug: str, section_slug: str):
         abort(404, description=f"Module '{module.title}' has no section '{section_slug}'.")
     progress_service.visit_section(g.launch.account_id, module, current.slug)
     _finish_if_done(module)
-    db.session.commit()
     return _render_section(module, current)
 
 
@@ -131,12 +126,11 @@ def save_activity(launch_id: str, slug: str, activity_slug: str):
     try:
         progress_service.save_activity_answers(g.launch.account_id, module, activity, request.form)
     except progress_service.AnswerError as exc:
-        db.session.rollback()
+        transaction.abandon()
         draft = {f.name: request.form.get(f.name, "") for f in activity.fields}
         return _render_section(module, current, errors={activity.slug: exc.errors},
                                drafts={activity.slug: draft}, status=422)
     finished = _finish_if_done(module)
-    db.session.commit()
     flash(f"Your answers to “{activity.title}” are saved.", "success")
     if finished:
         flash(f"You completed {module.title}: {module.credit_hours:g} hours.", "success")
@@ -158,7 +152,6 @@ def knowledge_check(launch_id: str, slug: str):
             errors = exc.errors
         else:
             _finish_if_done(module)
-            db.session.commit()
     progress = progress_service.module_progress(g.launch.account_id, module)
     return render_template("member/check.html", launch=g.launch, module=module, progress=progress, result=result,
                            errors=errors, form=request.form if errors else None), (422 if errors else 200)
@@ -184,10 +177,9 @@ def registration(launch_id: str):
         try:
             people_service.save_registration(_person_id(), request.form)
         except people_service.RegistrationInvalid as exc:
-            db.session.rollback()
+            transaction.abandon()
             errors, values = exc.errors, request.form
         else:
-            db.session.commit()
             flash("Your registration is saved." if current else "Thank you for registering.", "success")
             return redirect(url_for("member.home", launch_id=launch_id), code=303)
     if values is None:
@@ -222,15 +214,13 @@ def link_accounts(launch_id: str):
     if request.method == "POST":
         if request.form.get("action") == "make":
             code = people_service.create_link_code(g.launch.account_id)
-            db.session.commit()
         else:
             try:
                 people_service.redeem_link_code(request.form.get("code", ""), g.launch.account_id)
             except people_service.PeopleError as exc:
-                db.session.rollback()
+                transaction.abandon()
                 error = str(exc)
             else:
-                db.session.commit()
                 flash("Your accounts are linked: your hours from both LMSs now count together.", "success")
                 return redirect(url_for("member.progress_page", launch_id=launch_id), code=303)
     return render_template("member/link_accounts.html", launch=g.launch, code=code, error=error,

@@ -1,6 +1,5 @@
 """Workshops: the instructor's grading page (roster, attendance, grades, sign-in sheet, check-in code) and the
 member's check-in page."""
-import re
 
 import segno
 from flask import (
@@ -12,16 +11,16 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from markupsafe import Markup
 
-from lti_tool.auth import LAUNCH_LIFETIME, SESSION_ACCOUNT, browser_launches, launch_required
+from lti_tool import transaction
+from lti_tool.auth import held_launches, launch_required
+from lti_tool.blueprints import workshop_forms
 from lti_tool.extensions import db, limiter
 from lti_tool.lti.claims import ToolRole
-from lti_tool.models import Account, Launch
-from lti_tool.models.base import utcnow
+from lti_tool.models import Account
 from lti_tool.services import roster as roster_service
 from lti_tool.services import workshops as workshop_service
 
@@ -34,8 +33,6 @@ CHECK_IN_ATTEMPTS = "5 per minute; 20 per hour"
 CHECK_IN_LINKS = "120 per minute"
 _TOO_MANY_CODES = ("Too many wrong codes: wait a few minutes, then enter the code shown in the room again. If it "
                    "still does not work, ask the instructor to mark you present.")
-
-_ROW_FIELD = re.compile(r"^(present|hours|result|score|comment)-(\d+)$")
 
 
 def _workshop_or_404(public_id: str):
@@ -89,9 +86,8 @@ def grade(launch_id: str, public_id: str):
     workshop_service.link_to_launch(workshop, g.launch)
     ids = [a.id for a in accounts]
     if request.method == "GET":
-        db.session.commit()  # the roster read from the LMS and the workshop's link are kept
         return _render(workshop, module, roster, accounts, records,
-                       workshop_service.form_from_records(ids, records))
+                       workshop_forms.form_from_records(ids, records))
 
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     action = form.pop("action", "save")
@@ -107,8 +103,7 @@ def grade(launch_id: str, public_id: str):
         except workshop_service.SheetError as exc:
             return _render(workshop, module, roster, accounts, records, form, problems=problems,
                            sheet_error=str(exc), status=422)
-        applied = workshop_service.apply_sheet(form, [(m.account_id, m.row.hours) for m in sheet.matched])
-        db.session.commit()
+        applied = workshop_forms.apply_sheet(form, [(m.account_id, m.row.hours) for m in sheet.matched])
         notice = (f"The sign-in sheet matched {applied} member{'s' if applied != 1 else ''} (marked present below). "
                   + (f"{len(sheet.problems)} row{'s' if len(sheet.problems) != 1 else ''} need{'s' if len(sheet.problems) == 1 else ''} "
                      "your choice. " if sheet.problems else "")
@@ -118,41 +113,34 @@ def grade(launch_id: str, public_id: str):
 
     matches, still_open, problem_errors = workshop_service.resolve_problems(
         form, problems, ids, module, require_all=action != "apply")
-    workshop_service.apply_sheet(form, matches)
+    workshop_forms.apply_sheet(form, matches)
     open_problems = [p for _, p in still_open]
     if action == "apply":
-        db.session.commit()
         return _render(workshop, module, roster, accounts, records, _renumbered(form, still_open),
                        problems=open_problems, problem_errors=_reindexed(problem_errors, still_open),
                        notice="Your choices are marked below. Nothing is saved yet: review the roster and save.",
                        status=422 if problem_errors else 200)
     if action == "mark_all_present":
-        workshop_service.mark_all_present(form, ids)
+        workshop_forms.mark_all_present(form, ids)
     elif action == "complete_all_present":
-        workshop_service.complete_all_present(form, ids, module)
+        workshop_forms.complete_all_present(form, ids, module)
 
     graded = {account_id for account_id, r in records.items() if r.result}
-    values, errors = workshop_service.parse_grade_rows(form, ids, module, graded)
+    values, errors = workshop_forms.parse_grade_rows(form, ids, module, graded)
     general = []
-    strays = {int(m.group(2)) for k, v in form.items() if v and (m := _ROW_FIELD.match(k))} - listed
-    if strays:
+    if workshop_forms.rows_of_others(form, listed):
         general.append("The form has rows for people who are no longer on the course roster; nothing was saved. "
                        "Reload the page and enter the grades again.")
     blocked_message, blocked = workshop_service.gradebook_notice(workshop, g.launch)
     if blocked and blocked_message and any(v.result for v in values.values()):
         general.append(blocked_message)
     if errors or problem_errors or general:
-        db.session.rollback()
+        transaction.abandon()
         return _render(workshop, module, roster, accounts, records, _renumbered(form, still_open),
                        errors=errors, problems=open_problems, problem_errors=_reindexed(problem_errors, still_open),
                        general_errors=general, status=422)
-    counts = {"graded": 0, "attendance": 0, "unchanged": 0}
-    by_id = {a.id: a for a in accounts}
-    for account_id in ids:
-        outcome = workshop_service.save_row(workshop, by_id[account_id], values[account_id], grader=g.launch.account,
-                                            launch=g.launch, record=records.get(account_id))
-        counts[outcome] += 1
-    db.session.commit()
+    counts = workshop_service.save_grades(workshop, [(a, values[a.id], records.get(a.id)) for a in accounts],
+                                          grader=g.launch.account, launch=g.launch)
     flash(_saved_message(counts), "success")
     return redirect(url_for("workshops.grade", launch_id=launch_id, public_id=public_id), code=303)
 
@@ -187,7 +175,6 @@ def new_check_in_code(launch_id: str, public_id: str):
     """Make a new check-in code for the session (the earlier one stops working)."""
     workshop, _ = _workshop_or_404(public_id)
     workshop_service.new_check_in_code(workshop)
-    db.session.commit()
     return redirect(url_for("workshops.check_in_code", launch_id=launch_id, public_id=public_id), code=303)
 
 
@@ -226,10 +213,9 @@ def attend(launch_id: str, public_id: str):
         try:
             _, new = workshop_service.check_in(workshop, g.launch.account_id, request.form.get("code", ""))
         except workshop_service.CheckInError as exc:
-            db.session.rollback()
+            transaction.abandon()
             error = str(exc)
         else:
-            db.session.commit()
             flash("You are checked in. Your instructor records your hours after the session." if new
                   else "You were already checked in.", "success")
             return redirect(url_for("workshops.attend", launch_id=launch_id, public_id=public_id), code=303)
@@ -246,13 +232,10 @@ def check_in_link(code: str):
     """Open the check-in of the QR code: in this browser's launch of that course, or say how to get there."""
     workshop = workshop_service.workshop_for_code(code)
     if workshop is not None:
-        # Only a launch this browser already holds, of the account it last launched as, in the workshop's own
-        # course, may check in.
-        for launch_id in reversed(browser_launches()):
-            launch = db.session.get(Launch, launch_id)
-            if (launch is not None and launch.account_id == session.get(SESSION_ACCOUNT)
-                    and launch.course_id == workshop.course_id and launch.role == ToolRole.MEMBER
-                    and utcnow() - launch.created_at <= LAUNCH_LIFETIME):
+        # Only a launch this browser already holds (auth.py's check: fresh, of the account it last launched as),
+        # as a member, in the workshop's own course, may check in.
+        for launch in held_launches():
+            if launch.course_id == workshop.course_id and launch.role == ToolRole.MEMBER:
                 return redirect(url_for("workshops.attend", launch_id=launch.id, public_id=workshop.public_id,
                                         code=code.upper()))
     return render_template("workshops/check_in_link.html", code=code.upper()[:12])

@@ -6,7 +6,8 @@ kept in the `line_items` table, so each is looked up in the LMS once.
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,10 +22,62 @@ from lti_tool.models.base import utcnow
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 LINE_ITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINE_ITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+RESULT_CONTAINER_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 #: Pages of a line item container to read at most (a course has tens of columns, not thousands).
 MAX_PAGES = 50
 #: A line item row whose URL starts with this is a lock: one worker is creating that line item in the LMS.
 _CREATING = "creating:"
+
+
+class ActivityProgress(StrEnum):
+    """The score's `activityProgress` (AGS 2.0): where the member is with the activity."""
+
+    INITIALIZED = "Initialized"
+    STARTED = "Started"
+    IN_PROGRESS = "InProgress"
+    SUBMITTED = "Submitted"
+    COMPLETED = "Completed"
+
+
+class GradingProgress(StrEnum):
+    """The score's `gradingProgress` (AGS 2.0): where the grading of it is."""
+
+    FULLY_GRADED = "FullyGraded"
+    PENDING = "Pending"
+    PENDING_MANUAL = "PendingManual"
+    FAILED = "Failed"
+    NOT_READY = "NotReady"
+
+
+ACTIVITY_PROGRESS = tuple(p.value for p in ActivityProgress)
+GRADING_PROGRESS = tuple(p.value for p in GradingProgress)
+#: AGS takes a comment of this many characters at most from the tool (platforms cut longer ones differently).
+MAX_COMMENT = 4000
+
+
+def iso_timestamp(when: datetime) -> str:
+    """Write a score's timestamp as AGS wants it: ISO 8601 with sub-second precision and a zone."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def score_payload(*, user_id: str, score_given, score_maximum, activity_progress: str, grading_progress: str,
+                  timestamp: datetime, comment: str | None = None) -> dict:
+    """Build the AGS score (application/vnd.ims.lis.v1.score+json); no scoreGiven for a score not given."""
+    if activity_progress not in ACTIVITY_PROGRESS or grading_progress not in GRADING_PROGRESS:
+        raise ValueError("unknown activityProgress or gradingProgress")
+    payload = {
+        "userId": user_id,
+        "scoreGiven": float(Decimal(str(score_given))) if score_given is not None else None,
+        "scoreMaximum": float(Decimal(str(score_maximum))),
+        "activityProgress": str(activity_progress),
+        "gradingProgress": str(grading_progress),
+        "timestamp": iso_timestamp(timestamp),
+    }
+    if comment:
+        payload["comment"] = comment[:MAX_COMMENT]
+    if payload["scoreGiven"] is None:
+        del payload["scoreGiven"]
+    return payload
 
 
 class LineItemBusy(Exception):

@@ -21,6 +21,10 @@ class Claim(StrEnum):
     NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 
 
+#: The context claim's type of a course section or offering (LIS vocabulary).
+COURSE_OFFERING = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
+
+
 class MessageType(StrEnum):
     RESOURCE_LINK = "LtiResourceLinkRequest"
     DEEP_LINKING = "LtiDeepLinkingRequest"

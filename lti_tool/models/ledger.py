@@ -9,6 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lti_tool.models.base import Base, UTCDateTime, utcnow
 
 
+class LedgerError(ValueError):
+    """A ledger write that is refused, with the reason in plain words."""
+
+
 class LedgerEntry(Base):
     """Credit hours earned (or reversed): written once, never updated or deleted.
 
@@ -115,6 +119,20 @@ APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
     "BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only: record a reversal instead'); END",
 ]
+
+
+@sa.event.listens_for(LedgerEntry, "before_update")
+def _refuse_update(mapper, connection, target: LedgerEntry) -> None:
+    """The same rule in the ORM, before the database is asked: a clear error instead of a trigger's."""
+    session = sa.orm.object_session(target)
+    if session is None or session.is_modified(target):  # called for every dirty entry, changed or not
+        raise LedgerError("Ledger entries are append-only: record a reversal instead of changing one.")
+
+
+@sa.event.listens_for(LedgerEntry, "before_delete")
+def _refuse_delete(mapper, connection, target: LedgerEntry) -> None:
+    raise LedgerError("Ledger entries are append-only: record a reversal instead of changing one.")
+
 
 sa.event.listen(LedgerEntry.__table__, "after_create",
                 sa.DDL(APPEND_ONLY_POSTGRESQL).execute_if(dialect="postgresql"))

@@ -22,18 +22,18 @@ from lti_tool.services import platforms
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.lti.ags import SCORE_TYPE
-from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, Role, Scope
+from lti_tool.lti.claims import COURSE_OFFERING, LTI_VERSION, Claim, MessageType, Role, Scope
 from lti_tool.lti.registration import tool_urls
 from lti_tool.models import DemoLineItem, DemoLink, DemoScore, Deployment, Platform
 from lti_tool.models.base import utcnow
-from lti_tool.services.passback import ACTIVITY_PROGRESS, GRADING_PROGRESS
+from lti_tool.lti.ags import ACTIVITY_PROGRESS, GRADING_PROGRESS
 
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "demo-deployment"
 KEY_FILE = "demo_platform_key.pem"
 KEY_ID = "demo-platform-key"
 COURSE = {"id": "demo-course", "label": "BARG-101", "title": "Demo Local: Bargaining Certificate",
-          "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"]}
+          "type": [COURSE_OFFERING]}
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from lti_tool.catalog import Catalog, current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, LedgerEntry
+from lti_tool.models import ledger as models_ledger
 from lti_tool.models.base import insert_once, utcnow
 from lti_tool.services import audit
 from lti_tool.services.rules import Progress, compute_progress
 
 
-class LedgerError(ValueError):
-    """A ledger write that is refused, with the reason in plain words."""
+# Defined beside the model, whose append-only guard raises it too.
+LedgerError = models_ledger.LedgerError
 
 
 SOURCES = ("module_completion", "workshop_grade", "admin_adjustment")
@@ -112,6 +113,10 @@ def reverse_entry(entry_id: int, *, reason: str, actor_account_id: int | None) -
     }, conflict=["source", "source_ref"])
     if not written:  # a second request at the same moment: the first one's reversal stands, and its audit row
         raise LedgerError(f"Entry {entry.id} was just reversed by another request.")
+    # The reversal writes its own audit record, whoever asks for it (an admin, a changed workshop grade).
+    person_id = db.session.scalar(sa.select(Account.person_id).where(Account.id == entry.account_id))
+    audit.record("ledger.reverse", actor_account_id=actor_account_id, person_id=person_id, reason=reason,
+                 entry_id=entry.id, reversal_id=reversal_id)
     return db.session.get_one(LedgerEntry, reversal_id)
 
 
@@ -204,11 +209,3 @@ def adjust(*, person_id: int, module_slug: str, hours, reason: str, actor_accoun
                      entry_id=entry.id, module=module_slug, hours=str(entry.hours))
     return Adjustment(entry, written)
 
-
-def _forbid_edits(session, flush_context, instances):
-    for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, LedgerEntry) and (obj in session.deleted or session.is_modified(obj)):
-            raise LedgerError("Ledger entries are append-only: record a reversal instead of changing one.")
-
-
-sa.event.listen(sa.orm.Session, "before_flush", _forbid_edits)

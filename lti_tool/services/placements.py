@@ -1,21 +1,21 @@
 """Placing modules in a course by deep linking: the instructor's choices checked, the workshops they create,
 and the content items that tell the LMS what to place (with a gradebook column each)."""
 import uuid
-
-import sqlalchemy as sa
 from dataclasses import dataclass
 from datetime import date
 
+import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from lti_tool.catalog import Catalog, Module
 from lti_tool.extensions import db
 from lti_tool.lti.deep_linking import LineItem, ResourceLinkItem
+from lti_tool.lti.tool_launch import MODE_PARAMETER, MODULE_PARAMETER, WORKSHOP_MODE, WORKSHOP_PARAMETER
 from lti_tool.models import Workshop
 from lti_tool.wording import with_article
 
 SELF_PACED = "self_paced"
-WORKSHOP = "workshop"
+WORKSHOP = WORKSHOP_MODE
 #: How each delivery mode is offered to the instructor.
 MODES = {SELF_PACED: "Self-paced module", WORKSHOP: "Graded workshop"}
 #: What a workshop's gradebook column shows (Workshop.gradebook_column); hours unless the instructor says.
@@ -24,8 +24,6 @@ COLUMN_KINDS = {HOURS_COLUMN: "Hours attended", SCORE_COLUMN: "A score out of 10
 SCORE_COLUMN_MAXIMUM = 100
 #: Every gradebook column the tool asks for carries this tag, so the tool can find its own columns.
 LINE_ITEM_TAG = "bargaining-certificate"
-#: A placed link's custom parameters.
-MODULE_PARAMETER, MODE_PARAMETER, WORKSHOP_PARAMETER = "module", "mode", "workshop"
 #: Form-wide problems (as opposed to one module's fields) are reported under this key.
 FORM_ERROR = "_form"
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from lti_tool.extensions import db
-from lti_tool.lti import nrps
+from lti_tool.lti import nrps, tool_launch
 from lti_tool.models import Account, Enrolment, Launch
 from lti_tool.models.base import upsert, utcnow
 from lti_tool.services.people import ensure_person
@@ -93,7 +93,7 @@ def load_roster(launch: Launch) -> Roster:
     """Read the course roster from the LMS and keep its members; fall back to the members known from launches."""
     if launch.course_id is None:
         return Roster(learners=[], notice="This launch is not in a course, so there is no roster.")
-    url = nrps.memberships_url(launch.claims)
+    url = tool_launch.of(launch).nrps_url
     if url is None:
         return Roster(learners=known_learners(launch.course_id), instructors=_known_instructors(launch.course_id),
                       notice=NO_SERVICE_NOTICE)
