@@ -57,6 +57,7 @@ def test_the_app_role_runs_the_tool_but_cannot_change_the_schema_or_the_ledger(r
     # the owner itself is what check-role warns about
     assert "owns" in owner_app.test_cli_runner().invoke(args=["database", "check-role"]).output
     with owner_app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
     app = _app(_url_as(app_role), tmp_path)
@@ -102,6 +103,7 @@ def test_the_app_role_runs_the_tool_but_cannot_change_the_schema_or_the_ledger(r
                 message = str(refused.value.orig)
                 assert "permission denied" in message or "must be owner" in message, (statement, message)
             assert db.session.scalars(sa.select(LedgerEntry.hours)).one() == 6
+            db.session.remove()
             db.engine.dispose()
     finally:
         emulator.stop()
