@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,7 +86,7 @@ class Generator:
         self.by_group = {g.id: [m for m in catalog.modules if m.group == g.id] for g in catalog.program.groups}
         self.next_entry_id = 1
         self.next_certificate_id = 1
-        self.base_time = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+        self.base_time = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
     def account_id(self, person_id: int) -> int:
         return person_id + 1  # account 1 is the instructor's
@@ -223,7 +223,7 @@ class Bench:
             from lti_tool.catalog import current_catalog
 
             self.catalog = current_catalog()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             with db.engine.begin() as conn:
                 lms_id = conn.execute(sa.insert(LmsIdentity.__table__).values(
                     issuer="https://canvas.bench.example", client_id="", name="Bench Canvas", created_at=now)

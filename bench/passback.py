@@ -153,8 +153,8 @@ def build(args, url: str):
 
 def run(args, app) -> tuple[float, list]:
     """Run the worker loops until nothing is pending; return (seconds, reports)."""
-    from lti_tool.extensions import db
     from lti_tool import grades_worker
+    from lti_tool.extensions import db
     from lti_tool.models import OutboxScore
 
     reports, lock, done = [], threading.Lock(), threading.Event()

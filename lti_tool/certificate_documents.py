@@ -15,19 +15,19 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from reportlab.lib import colors
-
-from lti_tool.services.rules import format_hours
 from reportlab.lib.pagesizes import landscape, letter
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Table, TableStyle
+
+from lti_tool.services.rules import format_hours
 
 #: DejaVu Sans prints names in most of the world's scripts (Vietnamese, Greek, Cyrillic...); the built-in Helvetica
 #: only prints Latin-1. Debian's fonts-dejavu-core puts it here; CERTIFICATE_FONT_DIR can point elsewhere.
@@ -98,7 +98,7 @@ def format_date(moment: datetime) -> str:
 
 
 def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------------- PDF

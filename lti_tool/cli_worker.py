@@ -7,8 +7,8 @@ import time
 import click
 from flask.cli import AppGroup
 
-from lti_tool.extensions import db
 from lti_tool import grades_worker
+from lti_tool.extensions import db
 from lti_tool.services import mail, offerings
 
 worker_cli = AppGroup("worker", help="The background worker: gradebook scores and emails.")

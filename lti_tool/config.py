@@ -2,6 +2,7 @@
 import os
 from pathlib import Path
 
+
 def normalise_database_url(url: str) -> str:
     """Point plain PostgreSQL URLs at the psycopg 3 driver the tool installs."""
     for prefix in ("postgres://", "postgresql://"):

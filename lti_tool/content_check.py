@@ -7,8 +7,17 @@ from pathlib import Path
 
 import textstat
 
-from lti_tool.catalog import (CARD_REF, LAW_REF, SLUG_PATTERN, Catalog, ContentError, LegalRegister, line_of,
-                              load_catalog, load_register)
+from lti_tool.catalog import (
+    CARD_REF,
+    LAW_REF,
+    SLUG_PATTERN,
+    Catalog,
+    ContentError,
+    LegalRegister,
+    line_of,
+    load_catalog,
+    load_register,
+)
 
 #: A citation of a statute section, a regulation, a session law or a case, as module text writes them.
 CITATION = re.compile(r"""

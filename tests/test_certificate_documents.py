@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
@@ -244,7 +244,7 @@ def test_credential_without_email_still_identifies_its_holder(validator):
     credential = make_credential(make_data(holder_email=None), salt="pepper")
     identity = credential["credentialSubject"]["identifier"][0]
     assert identity["identityType"] == "name"
-    digest = hashlib.sha256("Maria Fernanda Okonkwo".encode() + b"pepper").hexdigest()
+    digest = hashlib.sha256(b"Maria Fernanda Okonkwo" + b"pepper").hexdigest()
     assert identity["identityHash"] == f"sha256${digest}"
     assert not list(validator.iter_errors(credential))
 
@@ -276,7 +276,7 @@ def test_vc_jwt_round_trip(key):
     assert claims["iss"] == f"{BASE}/issuer"
     assert claims["jti"] == credential["id"]
     assert claims["sub"] == credential["id"]
-    assert claims["nbf"] == int(datetime(2025, 11, 25, 20, 4, 5, tzinfo=timezone.utc).timestamp())
+    assert claims["nbf"] == int(datetime(2025, 11, 25, 20, 4, 5, tzinfo=UTC).timestamp())
     assert isinstance(claims["iat"], int)
     assert claims["vc"] == credential
 
@@ -370,7 +370,7 @@ def test_vc_jwt_whose_claims_disagree_with_the_credential_is_refused(key):
 
 def test_vc_jwt_not_yet_valid_is_refused(key):
     pem, jwk = key
-    future = make_data(issued_at=datetime.now(timezone.utc) + timedelta(days=2))
+    future = make_data(issued_at=datetime.now(UTC) + timedelta(days=2))
     token = sign_credential(make_credential(future), kid=jwk["kid"], private_key_pem=pem)
     with pytest.raises(ValueError, match="not valid yet"):
         verify_credential(token, {"keys": [jwk]})

@@ -5,6 +5,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from lti_tool import grades_worker
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import (
@@ -16,7 +17,6 @@ from lti_tool.models import (
     ProgressColumn,
     Workshop,
 )
-from lti_tool import grades_worker
 from lti_tool.services import passback
 from tests.platform import LTI
 from tests.test_deep_linking import WORKSHOP, open_picker, page, read_response, submit

@@ -135,9 +135,8 @@ def test_the_database_refuses_to_change_entries(app, make_account, statement):
     with app.app_context():
         earn(account, "power-mapping")
         db.session.commit()
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(statement))
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), db.engine.begin() as conn:
+            conn.execute(sa.text(statement))
         assert db.session.scalar(sa.select(LedgerEntry.hours)) == 3
 
 

@@ -5,10 +5,10 @@ import html
 
 import sqlalchemy as sa
 
+from lti_tool import grades_worker
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import Account, Course, Launch, LedgerEntry, Person, Platform
-from lti_tool import grades_worker
 from lti_tool.services import ledger, passback, platforms, roster
 from tests.platform import CanvasEmulator, MoodleEmulator, User
 from tests.test_passback import complete_module

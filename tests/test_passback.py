@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
+from lti_tool import grades_worker
 from lti_tool.catalog import current_catalog
 from lti_tool.config import load_settings
 from lti_tool.extensions import db
 from lti_tool.lti import ags
 from lti_tool.models import Account, Course, LineItem, OutboxScore, Platform
 from lti_tool.models.base import utcnow
-from lti_tool import grades_worker
 from lti_tool.services import ledger, passback
 from tests.platform import LTI
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from lti_tool import grades_worker
 from lti_tool.extensions import db
 from lti_tool.models import OutboxScore, Platform
 from lti_tool.models.base import utcnow
-from lti_tool import grades_worker
 from lti_tool.services import passback
 
 ROOT = Path(__file__).resolve().parent.parent

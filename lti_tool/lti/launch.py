@@ -10,7 +10,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NoReturn, cast
 from urllib.parse import urlparse
 
@@ -26,8 +26,14 @@ from pylti1p3.session import SessionService
 from lti_tool.extensions import db
 from lti_tool.lti.claims import LTI_VERSION, Claim, MessageType, ToolRole, tool_role
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.login import (LOGIN_TTL, STATE_COOKIE_PREFIX, browser_binding, holds, storage_proof,
-                                unknown_deployment_message)
+from lti_tool.lti.login import (
+    LOGIN_TTL,
+    STATE_COOKIE_PREFIX,
+    browser_binding,
+    holds,
+    storage_proof,
+    unknown_deployment_message,
+)
 from lti_tool.lti.platform_keys import public_key_for
 from lti_tool.lti.tool_config import (
     DatabaseToolConf,
@@ -482,9 +488,9 @@ def unverified_registration(id_token: str | None) -> tuple[str, str] | None:
 
 def _when(timestamp) -> str:
     if timestamp is None:
-        return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     try:
-        return datetime.fromtimestamp(float(timestamp), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.fromtimestamp(float(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (TypeError, ValueError, OverflowError):
         return repr(timestamp)
 

@@ -1,7 +1,7 @@
 """The certificate ledger (append-only), certificates, and the audit log of admin actions."""
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -40,17 +40,17 @@ class LedgerEntry(Base):
     source: Mapped[str] = mapped_column(sa.String(30))
     #: The record it came from, e.g. "module_completion:42"; unique with source.
     source_ref: Mapped[str] = mapped_column(sa.String(200))
-    content_version: Mapped[Optional[str]] = mapped_column(sa.String(32))
+    content_version: Mapped[str | None] = mapped_column(sa.String(32))
     #: Who recorded it: an account (instructor or admin) or the system (a member's own completion).
-    recorded_by_account_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="RESTRICT"))
+    recorded_by_account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="RESTRICT"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: For a reversal: the entry it cancels (each entry can be reversed once).
-    reverses_entry_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("ledger_entries.id", ondelete="RESTRICT"),
+    reverses_entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_entries.id", ondelete="RESTRICT"),
                                                              unique=True)
     #: Why: required for adjustments and reversals.
-    reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
     #: Where the hours were earned (workshop venue and date, course title), for the member and auditors.
-    details: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
     @property
     def earned_on(self) -> date:
@@ -80,8 +80,8 @@ class Certificate(Base):
     total_hours: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2))
     #: issued, review (a reversal took the person below the rules) or revoked.
     status: Mapped[str] = mapped_column(sa.String(20), default="issued")
-    status_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
-    status_changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     person = relationship("Person")
 
@@ -92,12 +92,12 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    actor_account_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
+    actor_account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
     #: What was done, e.g. "ledger.adjust", "ledger.reverse", "people.merge", "certificate.revoke".
     action: Mapped[str] = mapped_column(sa.String(50), index=True)
-    person_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("people.id", ondelete="SET NULL"), index=True)
-    reason: Mapped[Optional[str]] = mapped_column(sa.Text)
-    details: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    person_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

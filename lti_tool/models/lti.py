@@ -1,6 +1,6 @@
 """LMSs and their registrations (platforms), deployments, the tool's keys, courses, resource links and launches."""
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -48,23 +48,23 @@ class Platform(Base):
     auth_login_url: Mapped[str] = mapped_column(sa.String(1000))
     auth_token_url: Mapped[str] = mapped_column(sa.String(1000))
     #: The audience of the client-credentials assertion when it differs from the token URL.
-    auth_audience: Mapped[Optional[str]] = mapped_column(sa.String(1000))
-    key_set_url: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    auth_audience: Mapped[str | None] = mapped_column(sa.String(1000))
+    key_set_url: Mapped[str | None] = mapped_column(sa.String(1000))
     #: A key set pasted by the admin instead of a URL (or the demo platform's own).
-    key_set: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    key_set: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     #: The last key set fetched from key_set_url; shared by every worker so each key is fetched once.
-    cached_key_set: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
-    key_set_fetched_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    cached_key_set: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    key_set_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Trust a new deployment id in a launch signed by this platform (set by Dynamic Registration when the
     #: platform does not say the deployment id, as Canvas does: it makes deployments when admins install).
     accept_new_deployments: Mapped[bool] = mapped_column(default=False)
     #: "manual", "dynamic" (LTI Dynamic Registration) or "demo".
     registered_by: Mapped[str] = mapped_column(sa.String(20), default="manual")
     #: The LMS product seen in registration or launches ("canvas", "moodle", ...), for admins.
-    product: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    product: Mapped[str | None] = mapped_column(sa.String(100))
     #: Set when an admin disabled the registration: its logins and launches are refused until it is enabled again.
-    disabled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    disabled_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lms: Mapped[LmsIdentity] = relationship()
@@ -105,14 +105,14 @@ class RegistrationInvitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: Set, atomically, when a registration starts with it; cleared again if that registration fails.
-    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The registration it made (or, for an LMS's update of an existing one, the registration it concerned).
-    platform_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("platforms.id", ondelete="SET NULL"))
+    platform_id: Mapped[int | None] = mapped_column(sa.ForeignKey("platforms.id", ondelete="SET NULL"))
     #: "registered" (a new registration) or "unchanged" (an LMS's update that changed nothing here).
-    outcome: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    outcome: Mapped[str | None] = mapped_column(sa.String(20))
 
-    platform: Mapped[Optional[Platform]] = relationship()
+    platform: Mapped[Platform | None] = relationship()
 
 
 class ToolKey(Base):
@@ -126,7 +126,7 @@ class ToolKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Set when a newer key took over; the key is still published until the next rotation.
-    retired_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Course(Base):
@@ -138,8 +138,8 @@ class Course(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     lms_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="CASCADE"))
     context_id: Mapped[str] = mapped_column(sa.String(255))
-    title: Mapped[Optional[str]] = mapped_column(sa.String(500))
-    label: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    title: Mapped[str | None] = mapped_column(sa.String(500))
+    label: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lms: Mapped[LmsIdentity] = relationship()
@@ -155,9 +155,9 @@ class ResourceLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
     resource_link_id: Mapped[str] = mapped_column(sa.String(255))
-    title: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    title: Mapped[str | None] = mapped_column(sa.String(500))
     #: The custom parameters the placement carries (module slug, mode), as last launched.
-    custom: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -172,10 +172,10 @@ class LoginState(Base):
     #: The login parameters, to restart the login in a new window when the iframe loses its cookies.
     login_params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     #: The platform's postMessage storage frame, when it offered one (lti_storage_target).
-    storage_target: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    storage_target: Mapped[str | None] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     #: Set, atomically, by the one launch that consumed this state and nonce.
-    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Launch(Base):
@@ -188,8 +188,8 @@ class Launch(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
-    course_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
-    resource_link_id: Mapped[Optional[int]] = mapped_column(
+    course_id: Mapped[int | None] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("resource_links.id", ondelete="CASCADE")
     )
     message_type: Mapped[str] = mapped_column(sa.String(50))
@@ -199,11 +199,11 @@ class Launch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     #: When the deep-linking picker answered the LMS for this launch: a launch is answered once (no duplicate
     #: workshops from a resubmitted form).
-    deep_link_answered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    deep_link_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the launch was carried into a new window (browsers that block cookies in the LMS iframe); once only.
-    handoff_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    handoff_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     platform: Mapped[Platform] = relationship()
     account: Mapped["Account"] = relationship()
-    course: Mapped[Optional[Course]] = relationship()
-    resource_link: Mapped[Optional[ResourceLink]] = relationship()
+    course: Mapped[Course | None] = relationship()
+    resource_link: Mapped[ResourceLink | None] = relationship()

@@ -19,8 +19,8 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: The name to print on the certificate: the registration's, else the latest launch's.
-    name: Mapped[Optional[str]] = mapped_column(sa.String(300))
-    email: Mapped[Optional[str]] = mapped_column(sa.String(320), index=True)
+    name: Mapped[str | None] = mapped_column(sa.String(300))
+    email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
     #: May use the program-wide admin pages (granted with `flask --app lti_tool admins grant`).
     program_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -40,24 +40,24 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: None only for an account merged into another (`merged_into_id`), which alone is found by launches.
-    lms_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="CASCADE"))
+    lms_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_identities.id", ondelete="CASCADE"))
     #: When the same LMS user had two accounts (two registrations of one LMS, before accounts were per LMS): the
     #: account that stands for both. This one stays, with the ledger entries that name it, under the same person.
-    merged_into_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="RESTRICT"),
+    merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="RESTRICT"),
                                                           index=True)
     sub: Mapped[str] = mapped_column(sa.String(255))
     #: The person this account belongs to; set at the first launch, changed only by linking or merging.
-    person_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("people.id"), index=True)
-    name: Mapped[Optional[str]] = mapped_column(sa.String(300))
-    given_name: Mapped[Optional[str]] = mapped_column(sa.String(200))
-    family_name: Mapped[Optional[str]] = mapped_column(sa.String(200))
-    email: Mapped[Optional[str]] = mapped_column(sa.String(320))
+    person_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"), index=True)
+    name: Mapped[str | None] = mapped_column(sa.String(300))
+    given_name: Mapped[str | None] = mapped_column(sa.String(200))
+    family_name: Mapped[str | None] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_launch_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_launch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     lms = relationship("LmsIdentity")
     merged_into: Mapped[Optional["Account"]] = relationship(remote_side=[id])
-    person: Mapped[Optional[Person]] = relationship(back_populates="accounts")
+    person: Mapped[Person | None] = relationship(back_populates="accounts")
 
     @property
     def lms_name(self) -> str:
@@ -121,5 +121,5 @@ class LinkCode(Base):
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    used_by_account_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by_account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))

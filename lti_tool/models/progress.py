@@ -1,6 +1,6 @@
 """A member's way through a module: sections visited, activity answers, knowledge-check attempts, completion."""
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,5 +64,5 @@ class ModuleCompletion(Base):
     content_version: Mapped[str] = mapped_column(sa.String(32))
     credit_hours: Mapped[float] = mapped_column()
     #: The course the member was in when they finished (for the gradebook).
-    course_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("courses.id", ondelete="SET NULL"))
+    course_id: Mapped[int | None] = mapped_column(sa.ForeignKey("courses.id", ondelete="SET NULL"))
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

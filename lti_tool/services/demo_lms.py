@@ -18,15 +18,14 @@ import sqlalchemy as sa
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 
-from lti_tool.services import platforms
 from lti_tool.extensions import db
 from lti_tool.lti import keys
-from lti_tool.lti.ags import SCORE_TYPE
+from lti_tool.lti.ags import ACTIVITY_PROGRESS, GRADING_PROGRESS, SCORE_TYPE
 from lti_tool.lti.claims import COURSE_OFFERING, LTI_VERSION, Claim, MessageType, Role, Scope
 from lti_tool.lti.registration import tool_urls
 from lti_tool.models import DemoLineItem, DemoLink, DemoScore, Deployment, Platform
 from lti_tool.models.base import utcnow
-from lti_tool.lti.ags import ACTIVITY_PROGRESS, GRADING_PROGRESS
+from lti_tool.services import platforms
 
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "demo-deployment"

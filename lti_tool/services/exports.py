@@ -6,8 +6,8 @@ import csv
 import io
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -16,7 +16,6 @@ from lti_tool.extensions import db
 from lti_tool.models import Account, Certificate, LedgerEntry, Person, Registration
 from lti_tool.services.ledger import with_kind_of_credit
 from lti_tool.services.rules import compute_progress
-
 
 #: What spreadsheets read as the start of a formula (OWASP's CSV injection list): = + - @, tab, carriage return.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

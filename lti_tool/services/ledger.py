@@ -15,7 +15,6 @@ from lti_tool.models.base import insert_once, utcnow
 from lti_tool.services import audit
 from lti_tool.services.rules import Progress, compute_progress
 
-
 # Defined beside the model, whose append-only guard raises it too.
 LedgerError = models_ledger.LedgerError
 

@@ -7,9 +7,9 @@ only the kinds of credit program.yaml names for it (`counts`: self-paced complet
 adjustment; all by default); a reversal counts as the kind of the entry it cancels.
 """
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable
 
 from lti_tool.catalog import Catalog
 
