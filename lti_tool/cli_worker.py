@@ -7,7 +7,7 @@ import time
 import click
 from flask.cli import AppGroup
 
-from lti_tool import grades_worker
+from lti_tool import grades_worker, mail_worker
 from lti_tool.extensions import db
 from lti_tool.services import mail, offerings
 
@@ -17,10 +17,10 @@ workshops_cli = AppGroup("workshops", help="Workshops on the public offerings.")
 
 
 def run_once(*, limit: int = 200, concurrency: int = 8, lease_seconds: float = 60,
-             mail_lease_seconds: float = 180) -> tuple[grades_worker.SendReport, mail.MailReport]:
+             mail_lease_seconds: float = 180) -> tuple[grades_worker.SendReport, mail_worker.MailReport]:
     """Send every score and email that is due now; return both reports."""
     scores = grades_worker.send_all_due(limit, concurrency=concurrency, lease_seconds=lease_seconds)
-    emails = mail.send_all_due(lease_seconds=mail_lease_seconds)
+    emails = mail_worker.send_all_due(lease_seconds=mail_lease_seconds)
     return scores, emails
 
 

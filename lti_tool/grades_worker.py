@@ -500,9 +500,9 @@ def _background_loop(app, stop: threading.Event) -> None:
                     housekeeping()
                 report = send_all_due()
                 # Emails too, so the demo shows them on /dev/mail without a separate worker.
-                from lti_tool.services import mail
+                from lti_tool import mail_worker
 
-                emails = mail.send_all_due()
+                emails = mail_worker.send_all_due()
             if report.claimed:
                 log.info("grades sync: %s", report.summary())
             if emails.claimed:

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
+from lti_tool import mail_worker
 from lti_tool.extensions import db
 from lti_tool.models import Account, AuditEvent, OutboxMail, Workshop
 from lti_tool.models.base import utcnow
@@ -232,7 +233,7 @@ def test_a_leased_email_is_not_sent_by_a_second_worker_and_an_abandoned_one_is_n
         app, platform, member_launch, smtp):
     member_launch(platform)
     with app.app_context():
-        ids, lease = mail._claim(10, 120)  # another worker holds it
+        ids, lease = mail_worker._claim(10, 120)  # another worker holds it
         db.session.commit()
         assert len(ids) == 1
     worker_once(app)
@@ -244,8 +245,8 @@ def test_a_leased_email_is_not_sent_by_a_second_worker_and_an_abandoned_one_is_n
     row = outbox(app)[0]
     assert smtp.messages == [] and row.status == "failed" and "may have arrived" in row.last_error
     with app.app_context():  # the first worker cannot record an outcome on a row it no longer holds
-        report = mail.MailReport()
-        assert mail._finish(row.id, lease, report, status="sent") is False and report.lease_lost == 1
+        report = mail_worker.MailReport()
+        assert mail_worker._finish(row.id, lease, report, status="sent") is False and report.lease_lost == 1
         db.session.commit()
 
 
@@ -322,7 +323,7 @@ def test_a_long_running_worker_counts_attempts_and_gives_up(app, platform, membe
     smtp.script.extend(["451 4.3.0 busy"] * 3)
     with app.app_context():  # one session for every pass, as `worker run` has
         for attempt in (1, 2, 3):
-            mail.send_due()
+            mail_worker.send_due()
             row = outbox(app)[0]
             assert row.attempts == attempt
             db.session.execute(sa.update(OutboxMail).values(next_attempt_at=utcnow()))
