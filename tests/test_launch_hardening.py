@@ -226,7 +226,7 @@ def test_a_launch_from_a_browser_without_the_logins_cookie_is_refused_before_any
     state, nonce = _login(client, platform)
     token = platform.sign(_claims(platform, nonce), key=KeyPair.generate(kid="random-kid"))
     response = _post(app.test_client(), token, state)
-    assert response.status_code == 401 and "did not keep this tool&#39;s cookie" in page(response)
+    assert response.status_code == 401 and "did not send this tool&#39;s cookie back" in page(response)
     assert platform.jwks_fetches == 0
 
 
