@@ -156,7 +156,8 @@ class Bench:
                "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "--backlog", "2048",
                "lti_tool:create_app()"]
         print("server:", " ".join(cmd[1:]))
-        self.server_log = None if a.show_server_log else open(self.tmp / "server.log", "wb")
+        # kept open on purpose: the server writes to it for the whole run and the report reads it back
+        self.server_log = None if a.show_server_log else open(self.tmp / "server.log", "wb")  # noqa: SIM115
         self.server = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL,
                                        stdout=self.server_log, stderr=self.server_log)
         deadline = time.monotonic() + 30

@@ -29,15 +29,15 @@ import threading
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+from werkzeug.wrappers import Response
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa
-from werkzeug.wrappers import Response
-
-from bench.common import prepare_postgres
-from tests.platform import PlatformEmulator
+from bench.common import prepare_postgres  # noqa: E402 needs the repository root on sys.path
+from tests.platform import PlatformEmulator  # noqa: E402 needs the repository root on sys.path
 
 TARGET_SECONDS = 15.0
 BENCH_DATABASE = "lti_bench_passback"

@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 # libyaml's C loader parses content about three times faster than the pure-Python one; same safe subset.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG = validate.Regexp(SLUG_PATTERN, error="must be lowercase letters, digits and hyphens")

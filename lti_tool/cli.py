@@ -354,7 +354,8 @@ def registration_list():
                 f"expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC")
         if state == "used":
             if invitation.platform is not None:
-                line += (f"\n\tused {invitation.used_at:%Y-%m-%d %H:%M}: {invitation.outcome} {invitation.platform.name}"
+                line += (f"\n\tused {invitation.used_at:%Y-%m-%d %H:%M}: {invitation.outcome} "
+                         f"{invitation.platform.name}"
                          f" ({invitation.platform.issuer}, client id {invitation.platform.client_id})")
             else:
                 line += f"\n\tused {invitation.used_at:%Y-%m-%d %H:%M}, registration in progress or interrupted"

@@ -90,7 +90,7 @@ def empty_table_headers(text: str) -> list[int]:
     """Return the line numbers of Markdown table header rows with an empty cell (a screen reader announces nothing)."""
     lines = text.splitlines()
     found = []
-    for number, (line, below) in enumerate(zip(lines, lines[1:]), 1):
+    for number, (line, below) in enumerate(zip(lines, lines[1:], strict=False), 1):
         if "|" in line and _TABLE_DELIMITER.match(below):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if any(not c for c in cells):

@@ -15,10 +15,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from lti_tool import (
-    create_app,  # noqa: E402
-    grades_worker,
-)
+from lti_tool import create_app, grades_worker  # noqa: E402 needs the repository root on sys.path
 from lti_tool.extensions import db  # noqa: E402
 from lti_tool.lti import keys  # noqa: E402
 from lti_tool.models import Registration  # noqa: E402

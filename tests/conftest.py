@@ -220,8 +220,9 @@ def browser_page():
         browser.close()
 
 
-REGISTRATION = {"name": "Maria Member", "email": "maria@example.org", "local_association": "Springfield Education Association",
-                "job_category": "teacher", "sector": "prek12", "bargaining_experience": "some"}
+REGISTRATION = {"name": "Maria Member", "email": "maria@example.org",
+                "local_association": "Springfield Education Association", "job_category": "teacher",
+                "sector": "prek12", "bargaining_experience": "some"}
 
 
 def register(browser, home: str, **overrides) -> None:

@@ -394,10 +394,11 @@ class PlatformEmulator:
         tool_login = request.args["tool_login"]
         # storage_origin: where the storage frame is served from (a test gives another origin than the platform's)
         storage_origin = request.args.get("storage_origin", self.base_url)
-        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course</title></head><body>
-<h1>Course page</h1><iframe name="tool" title="Bargaining Certificate" src="%s" width="900" height="700"></iframe>
-<iframe name="post_message_forwarding" title="Platform storage" src="%s/post_message_forwarding" hidden></iframe>
-</body></html>""" % (html.escape(tool_login), html.escape(storage_origin))
+        src, storage = html.escape(tool_login), html.escape(storage_origin)
+        body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course</title></head><body>
+<h1>Course page</h1><iframe name="tool" title="Bargaining Certificate" src="{src}" width="900" height="700"></iframe>
+<iframe name="post_message_forwarding" title="Platform storage" src="{storage}/post_message_forwarding" hidden></iframe>
+</body></html>"""
         return Response(body, mimetype="text/html")
 
     def _storage_frame(self, request):
@@ -408,7 +409,8 @@ class PlatformEmulator:
   window.addEventListener("message", function (event) {
     var m = event.data || {}, reply = { message_id: m.message_id }, key = event.origin + " " + m.key;
     if (m.subject === "lti.put_data") {
-      store[key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; reply.value = m.value;
+      store[key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; """ \
+            """reply.value = m.value;
     } else if (m.subject === "lti.get_data") {
       window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; reply.value = store[key];
     } else { return; }
@@ -626,7 +628,8 @@ class MoodleEmulator(PlatformEmulator):
         """Manage tools › Add LTI Advantage: the registration in an iframe; its close message ends it."""
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Manage tools</title></head><body>
 <h1>Manage tools</h1><div id="external-registration-template-container"><iframe title="Tool registration"
- src="startltiadvregistration.php?url=%s" width="900" height="700"></iframe></div>
+ src="startltiadvregistration.php?url=""" + html.escape(quote(request.args["url"], safe="")) + """" width="900" \
+height="700"></iframe></div>
 <script>
   window.closedWith = null;
   window.addEventListener("message", function (e) {
@@ -635,7 +638,7 @@ class MoodleEmulator(PlatformEmulator):
       document.getElementById("external-registration-template-container").innerHTML = "";
     }
   }, false);
-</script></body></html>""" % html.escape(quote(request.args["url"], safe=""))
+</script></body></html>"""
         return Response(body, mimetype="text/html")
 
     def _start_registration(self, request):
@@ -672,9 +675,10 @@ class MoodleEmulator(PlatformEmulator):
     def _view(self, request):
         """mod/lti/view.php with the launch container "Embed": the course page frames launch.php."""
         user = request.args.get("user", "member")
-        body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course: Bargaining</title></head>
-<body><h1>Bargaining Certificate activity</h1><iframe id="contentframe" name="contentframe" title="Bargaining Certificate"
- src="launch.php?user=%s" width="900" height="700"></iframe></body></html>""" % html.escape(quote(user))
+        body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course: Bargaining</title></head>
+<body><h1>Bargaining Certificate activity</h1><iframe id="contentframe" name="contentframe" \
+title="Bargaining Certificate"
+ src="launch.php?user={html.escape(quote(user))}" width="900" height="700"></iframe></body></html>"""
         return Response(body, mimetype="text/html")
 
     def _launch(self, request):
@@ -759,7 +763,8 @@ class MoodleEmulator(PlatformEmulator):
                 "domain": tool_configuration.get("domain", ""),
                 "description": tool_configuration.get("description", ""),
                 "messages": [{"type": "LtiDeepLinkingRequest", "target_link_uri": m.get("target_link_uri", "")}
-                             for m in tool_configuration.get("messages", []) if m.get("type") == "LtiDeepLinkingRequest"],
+                             for m in tool_configuration.get("messages", [])
+                             if m.get("type") == "LtiDeepLinkingRequest"],
                 "claims": ["sub", "iss", "name", "family_name", "given_name", "email"]},
         }
         return Response(json.dumps(answer), mimetype="application/json; charset=utf-8")
@@ -901,21 +906,22 @@ class CanvasEmulator(PlatformEmulator):
         """+ LTI Registration: Canvas's wizard frames its dr_iframe page, which frames the tool."""
         start = self.start_registration(request.args["registration_url"])
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Developer Keys</title></head>
-<body><h1>Developer Keys</h1><iframe title="Install app" src="/accounts/1/developer_keys/dr_iframe?url=%s"
+<body><h1>Developer Keys</h1><iframe title="Install app" src="/accounts/1/developer_keys/dr_iframe?url=""" \
+            + html.escape(quote(start, safe="")) + """"
  width="950" height="720"></iframe>
 <script>
   window.closedWith = null;
   window.addEventListener("message", function (e) {
     if (e.data && e.data.subject === "org.imsglobal.lti.close") { window.closedWith = e.data.subject; }
   });
-</script></body></html>""" % html.escape(quote(start, safe=""))
+</script></body></html>"""
         return Response(body, mimetype="text/html")
 
     def _dr_iframe(self, request):
         """app/views/lti/ims/dynamic_registration/dr_iframe: forwards the close message from the tool's origin only."""
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Registration</title></head><body>
 <script>
-  var toolOrigin = new URL(%s).origin;
+  var toolOrigin = new URL(""" + json.dumps(request.args["url"]).replace("</", "<\\/") + """).origin;
   var onMessage = function (message) {
     if (message.data.subject === "org.imsglobal.lti.close" && message.origin === toolOrigin) {
       window.removeEventListener("message", onMessage);
@@ -924,8 +930,8 @@ class CanvasEmulator(PlatformEmulator):
   };
   window.addEventListener("message", onMessage);
 </script>
-<iframe title="Tool registration" src="%s" style="width: 100%%; height: 600px; border: 0"></iframe></body></html>""" % (
-            json.dumps(request.args["url"]).replace("</", "<\\/"), html.escape(request.args["url"]))
+<iframe title="Tool registration" src=\"""" + html.escape(request.args["url"]) + """" \
+style="width: 100%; height: 600px; border: 0"></iframe></body></html>"""
         return Response(body, mimetype="text/html")
 
     def _openid_configuration(self, request):

@@ -29,7 +29,8 @@ def test_admin_pages_need_an_lms_admin_granted_program_access(app, client, platf
     browser, home = admin_home(app, platform, do_launch)
     refused = browser.get(home + "admin/")
     assert refused.status_code == 403 and "admins grant" in text(refused)
-    result = app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"])
+    result = app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer,
+                                                "--sub", "user-admin-1"])
     assert result.exit_code == 0, result.output
     assert browser.get(home + "admin/").status_code == 200
 

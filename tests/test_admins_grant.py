@@ -34,7 +34,8 @@ def director_and_impostor(make_platform, do_launch, member_launch, app):
     home = do_launch(b, "admin", browser=browser).location
     register(browser, home, name="Ada Admin", email="ada@example.org")
     with app.app_context():
-        assert db.session.scalars(sa.select(Person).where(Person.email == "ada@example.org")).all()[-1].accounts[0].sub == "b-admin-7"
+        assert db.session.scalars(sa.select(Person).where(Person.email == "ada@example.org")).all()[-1] \
+            .accounts[0].sub == "b-admin-7"
     return a, b
 
 

@@ -85,8 +85,8 @@ def test_member_completes_a_whole_module_in_chromium(app, live_server, browser_p
             page.wait_for_load_state()
             assert f"Your answers to “{activity.title}” are saved." in page.locator(".flashes").inner_text()
             # the answers stay visible to the member
-            assert page.locator(f"#activity-{activity.slug}").locator("textarea, input[type=text]").first.input_value() \
-                .startswith("In our local:")
+            assert page.locator(f"#activity-{activity.slug}").locator("textarea, input[type=text]").first \
+                .input_value().startswith("In our local:")
         if number < len(module.sections):
             page.get_by_role("link", name=f"Next: {module.sections[number].title} →").click()
         else:

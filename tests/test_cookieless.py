@@ -12,7 +12,8 @@ from tests.platform import login_params, state_and_nonce
 
 def _login_with_storage(client, emulator):
     """Start a Canvas-like login; return state, nonce and what the login page keeps in the platform's storage."""
-    response = client.get("/lti/login", query_string=login_params(emulator, lti_storage_target="post_message_forwarding"))
+    response = client.get("/lti/login",
+                          query_string=login_params(emulator, lti_storage_target="post_message_forwarding"))
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "lti.put_data" not in text  # the protocol lives in the static script

@@ -32,7 +32,7 @@ def test_by_default_every_kind_of_credit_counts_in_every_group():
     assert all(g.counts == CREDIT_KINDS for g in CATALOG.program.groups)
     kinds = ["module_completion", "workshop_grade", "admin_adjustment", "module_completion"]
     result = progress(CATALOG, *[(s, h, "workshop_grade") for s, h in CORE],
-                      *[(slug, 3, kind) for slug, kind in zip(ELECTIVES, kinds)])
+                      *[(slug, 3, kind) for slug, kind in zip(ELECTIVES, kinds, strict=True)])
     assert result.met and result.total_hours == 24
 
 

@@ -38,7 +38,8 @@ def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(a
     assert window.get_by_role("heading", level=1).inner_text() == "Register for the Bargaining Certificate"
 
 
-def test_the_tool_sends_its_storage_messages_to_the_platforms_origin_only(app, live_server, make_platform, browser_page):
+def test_the_tool_sends_its_storage_messages_to_the_platforms_origin_only(app, live_server, make_platform,
+                                                                          browser_page):
     lms = make_platform()
     page = browser_page
     # a storage frame of the same name served from another origin than the platform's authorization endpoint

@@ -24,7 +24,8 @@ def test_a_program_admin_sees_every_entry_with_source_review_date_and_use(app, p
     member_launch(platform)
     browser = app.test_client()
     admin_home = do_launch(platform, "admin", browser=browser).location
-    assert app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer, "--sub", "user-admin-1"]).exit_code == 0
+    assert app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer,
+                                              "--sub", "user-admin-1"]).exit_code == 0
     people = text(browser.get(admin_home + "admin/"))
     assert re.search(r'href="[^"]+/admin/law-register/">Legal register</a>', people)
     page = text(browser.get(admin_home + "admin/law-register/"))

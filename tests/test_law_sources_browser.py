@@ -1,4 +1,5 @@
-"""A section that states law, in real Chromium: cards included, Source notes as links, shorthand read aloud, axe clean."""
+"""A section that states law, in real Chromium: cards included, Source notes as links, shorthand read aloud, axe \
+clean."""
 import pytest
 
 from tests.test_accessibility import violations
@@ -16,7 +17,8 @@ def test_a_section_with_cards_and_source_notes_in_chromium(live_server, browser_
     page.goto(page.url + "modules/bargaining-foundations/sections/law-and-process")
     article = page.locator("article.reading")
     # The strike-ban and funding cards are part of the page, with their sources as real links.
-    assert "The strike ban." in article.inner_text() and "How the money for a contract is found." in article.inner_text()
+    assert ("The strike ban." in article.inner_text()
+            and "How the money for a contract is found." in article.inner_text())
     strike = article.get_by_role("link", name="M.G.L. c. 150E, § 9A").first
     assert strike.get_attribute("href") == ("https://malegislature.gov/Laws/GeneralLaws/PartI/TitleXXI/Chapter150E/"
                                             "Section9A")

@@ -229,7 +229,8 @@ def test_a_crash_while_recording_leaves_nothing(app, client, platform, member_la
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(completions.certificates, "evaluate", crash)
-    right = {q.id: [str(i) for i, c in enumerate(q.choices) if c.correct] for q in catalog_module.knowledge_check.questions}
+    right = {q.id: [str(i) for i, c in enumerate(q.choices) if c.correct]
+             for q in catalog_module.knowledge_check.questions}
     from werkzeug.datastructures import MultiDict
 
     response = client.post(home + f"modules/{module}/check",

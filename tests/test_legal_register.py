@@ -136,7 +136,8 @@ def test_entries_no_module_uses_are_listed(runner, content):
     ("    reviewed: {on: 2026-11-28, by: \"Curriculum team\"}\n\n  - id: c150e-9a-voluntary-tasks",
      "    reviewed: {on: someday, by: \"Curriculum team\"}\n\n  - id: c150e-9a-voluntary-tasks",
      "entries[12].reviewed.on: Not a valid date"),
-    ("  - id: c150e-9a-voluntary-tasks", "  - id: c150e-9a-strike-ban", "entry ids must be unique (c150e-9a-strike-ban"),
+    ("  - id: c150e-9a-voluntary-tasks", "  - id: c150e-9a-strike-ban",
+     "entry ids must be unique (c150e-9a-strike-ban"),
 ])
 def test_the_register_is_validated_like_every_content_file(content, old, new, expected):
     edit(content / "legal-register.yaml", old, new)
@@ -156,7 +157,8 @@ def test_register_additions_are_read_until_folded_in(runner, content):
     reviewed: {on: 2026-11-28, by: "Curriculum team"}
 """)
     section = content / "modules/contract-costing/sections/04-reading-the-budget.md"
-    section.write_text(section.read_text() + "\nThe levy limit (c.59 §21C) caps growth {{law:c59-21c-new-growth-only}}.\n")
+    section.write_text(section.read_text()
+                       + "\nThe levy limit (c.59 §21C) caps growth {{law:c59-21c-new-growth-only}}.\n")
     result = run_check(runner, content)
     assert result.exit_code == 0, result.output
     entry = load_catalog(content).register.entry("c59-21c-new-growth-only")

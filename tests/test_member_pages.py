@@ -95,7 +95,8 @@ def test_knowledge_check_feedback_retake_and_completion(app, client, member_home
     token = csrf(form)
     incomplete = client.post(check_url, data={"csrf_token": token})
     assert incomplete.status_code == 422 and "Please answer every question" in text(incomplete)
-    wrong = {q.id: str(next(i for i, c in enumerate(q.choices) if not c.correct)) for q in module.knowledge_check.questions}
+    wrong = {q.id: str(next(i for i, c in enumerate(q.choices) if not c.correct))
+             for q in module.knowledge_check.questions}
     result = text(client.post(check_url, data={"csrf_token": token, **wrong}))
     assert "You scored 0%" in result and "Not quite." in result and "Retake the knowledge check" in result
     right = [(q.id, str(i)) for q in module.knowledge_check.questions for i, c in enumerate(q.choices) if c.correct]

@@ -1,7 +1,8 @@
 """Every browser gets in from a Moodle course page on another site, with Moodle's one-time login hint.
 
 Chromium with third-party cookies blocked stands in for Safari (ITP), Firefox with strict tracking protection and
-Chrome with third-party cookies blocked: the tool (127.0.0.1) is framed by a Moodle-like course page ("localhost", another
+Chrome with third-party cookies blocked: the tool (127.0.0.1) is framed by a Moodle-like course page ("localhost", \
+another
 site) whose auth.php spends the login hint on first use, as Moodle's does.
 """
 import os

@@ -362,7 +362,8 @@ def test_invalid_hours_get_a_message_per_row_and_nothing_is_saved(app, client, g
     assert response.status_code == 422
     assert f"Maria Member: {message}" in html and 'role="alert"' in html
     assert f'id="hours-{maria}" name="hours-{maria}" value="{hours}" aria-invalid="true"' in html
-    assert rows(app, LedgerEntry) == [] and rows(app, OutboxScore, GRADE_COLUMN) == [] and rows(app, WorkshopRecord) == []
+    assert (rows(app, LedgerEntry) == [] and rows(app, OutboxScore, GRADE_COLUMN) == []
+            and rows(app, WorkshopRecord) == [])
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -105,7 +105,8 @@ def _verification(number: str):
 @bp.get("/credentials/<number>")
 @_lookups
 def credential_document(number: str):
-    """Publish the credential's JSON at its id (no signature, no hash of the holder; the signed copy is the member's)."""
+    """Publish the credential's JSON at its id (no signature, no hash of the holder; the signed copy is the \
+member's)."""
     certificate = certificate_service.find_by_number(number)
     if certificate is None or certificate.status == "revoked":
         abort(404, description="No valid credential has that number.")

@@ -189,7 +189,8 @@ def registration(launch_id: str):
                    "email": account.email or ""})
     return render_template("member/registration.html", launch=g.launch, values=values, errors=errors,
                            first=current is None, jobs=people_service.JOB_CATEGORIES,
-                           sectors=people_service.SECTORS, experience=people_service.EXPERIENCE), (422 if errors else 200)
+                           sectors=people_service.SECTORS, experience=people_service.EXPERIENCE), \
+        (422 if errors else 200)
 
 
 @bp.get("/l/<launch_id>/progress")

@@ -59,8 +59,8 @@ class GradeRowSchema(Schema):
             if hours < 0:
                 raise ValidationError("Hours cannot be negative.", "hours")
             if hours > self.max_hours:
-                raise ValidationError(f"Hours must be at most {plain_number(self.max_hours)}, the module's credit hours.",
-                                      "hours")
+                raise ValidationError(f"Hours must be at most {plain_number(self.max_hours)}, "
+                                      "the module's credit hours.", "hours")
             if hours > 0 and not attended:
                 raise ValidationError("Mark the member present to give them hours attended.", "hours")
         if result == "complete" and not attended:

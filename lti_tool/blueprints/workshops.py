@@ -71,7 +71,8 @@ def _render(workshop, module, roster, accounts, records, form, *, errors=None, p
     return render_template(
         "workshops/grade.html", launch=g.launch, workshop=workshop, module=module, roster=roster,
         accounts=accounts, records=records, form=form, errors=errors or {}, problems=problems,
-        problem_errors=problem_errors or {}, sheet_error=sheet_error, general_errors=general_errors, notice=notice, learner_ids=learner_ids,
+        problem_errors=problem_errors or {}, sheet_error=sheet_error, general_errors=general_errors, notice=notice,
+        learner_ids=learner_ids,
         results=workshop_service.RESULTS, gradebook_notice=gradebook_notice, check_in_code=code,
         column_label=workshop_service.column_label(workshop, module),
         scores=workshop_service.score_statuses(workshop, g.launch, module, accounts)), status
@@ -105,7 +106,8 @@ def grade(launch_id: str, public_id: str):
                            sheet_error=str(exc), status=422)
         applied = workshop_forms.apply_sheet(form, [(m.account_id, m.row.hours) for m in sheet.matched])
         notice = (f"The sign-in sheet matched {applied} member{'s' if applied != 1 else ''} (marked present below). "
-                  + (f"{len(sheet.problems)} row{'s' if len(sheet.problems) != 1 else ''} need{'s' if len(sheet.problems) == 1 else ''} "
+                  + (f"{len(sheet.problems)} row{'s' if len(sheet.problems) != 1 else ''} "
+                     f"need{'s' if len(sheet.problems) == 1 else ''} "
                      "your choice. " if sheet.problems else "")
                   + "Nothing is saved yet: review the roster and save.")
         return _render(workshop, module, roster, accounts, records, form, problems=list(problems) + sheet.problems,

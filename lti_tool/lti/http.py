@@ -12,6 +12,7 @@ A platform is someone else's server, and Dynamic Registration lets an outsider n
 urllib3 is used directly (requests is built on it) because the address check must sit between name resolution
 and connect, and the deadline needs the socket.
 """
+import contextlib
 import ipaddress
 import json
 import logging
@@ -144,10 +145,8 @@ class _Deadline:
 
     @staticmethod
     def _shut(sock: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)  # wakes a recv blocked in another frame of this thread's stack
-        except OSError:
-            pass
 
     def cancel(self) -> None:
         self._timer.cancel()
@@ -211,7 +210,8 @@ def _resolve(host: str, port: int, policy: Policy, url: str) -> str:
         raise OutboundError(
             "refused", f"The tool does not connect to {host}: it is a private, local or otherwise non-public "
             "address. Platforms must be reachable on the public internet (a lab's operator can allow its network "
-            "with LTI_OUTBOUND_ALLOWED_NETWORKS).", detail=f"{url}: {host} resolves to {', '.join(map(str, forbidden))}")
+            "with LTI_OUTBOUND_ALLOWED_NETWORKS).",
+            detail=f"{url}: {host} resolves to {', '.join(map(str, forbidden))}")
     return str(addresses[0])
 
 

@@ -209,7 +209,8 @@ class ToolMessageLaunch(MessageLaunch):
     def _client_id_candidates(self) -> list[str]:
         body = self._jwt["body"]
         aud = body.get("aud")
-        auds = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+        auds = ([aud] if isinstance(aud, str)
+                else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else [])
         azp = body.get("azp")
         return [azp] if isinstance(azp, str) else auds
 

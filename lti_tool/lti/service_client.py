@@ -5,6 +5,7 @@ the Link header before reading the next-page URL; this client keeps tokens in th
 worker) until shortly before they expire, goes through lti/http.py (a total deadline, a byte cap, public
 addresses only in production), and reads Link headers as sent.
 """
+import contextlib
 import logging
 import re
 import time
@@ -147,11 +148,10 @@ def access_token(platform: Platform, scopes, *, fresh: bool = False, deadline: f
         updated = conn.execute(sa.update(AccessToken).where(
             AccessToken.platform_id == platform.id, AccessToken.scopes == key).values(token=token, expires_at=expires))
         if updated.rowcount == 0:
-            try:
+            # another worker may cache one at the same moment: either token works
+            with contextlib.suppress(sa.exc.IntegrityError):
                 conn.execute(sa.insert(AccessToken).values(platform_id=platform.id, scopes=key, token=token,
                                                            expires_at=expires))
-            except sa.exc.IntegrityError:
-                pass  # another worker cached one at the same moment: either token works
     return token
 
 

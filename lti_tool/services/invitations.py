@@ -120,7 +120,8 @@ def _refusal(invitation: RegistrationInvitation | None) -> InvitationError:
     if state == "used" and invitation is not None:
         return InvitationError("invitation_used", f"This registration link was already used, on "
                                f"{invitation.used_at:%Y-%m-%d}: each link registers once. To change an existing "
-                               f"registration use your LMS's own update (Moodle: Add LTI Advantage with a new link, then Update). {ask}")
+                               f"registration use your LMS's own update (Moodle: Add LTI Advantage with a new link, "
+                               f"then Update). {ask}")
     if state == "expired" and invitation is not None:
         return InvitationError("invitation_expired", f"This registration link expired on "
                                f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC. {ask}")

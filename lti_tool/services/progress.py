@@ -141,9 +141,11 @@ def _choices_schema(module: Module) -> Schema:
     for q in module.knowledge_check.questions:
         index = fields.Integer(validate=validate.Range(min=0, max=len(q.choices) - 1))
         if q.kind == "single":
-            fields_[q.id] = fields.List(index, required=True, validate=validate.Length(equal=1, error="Choose one answer."))
+            fields_[q.id] = fields.List(index, required=True,
+                                        validate=validate.Length(equal=1, error="Choose one answer."))
         else:
-            fields_[q.id] = fields.List(index, required=True, validate=validate.Length(min=1, error="Choose at least one answer."))
+            fields_[q.id] = fields.List(index, required=True,
+                                        validate=validate.Length(min=1, error="Choose at least one answer."))
     return Schema.from_dict(fields_)()
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "CheckInError", "GradeInput", "SheetError", "SheetImport", "SheetMatch", "SheetProblem", "SheetRow",
     "WorkshopError", "check_in", "column_label", "current_code", "gradebook_notice", "gradebook_score",
     "line_item_target", "link_to_launch", "lock_for_grading", "module_for", "new_check_in_code", "normalise_name",
-    "problems_from_form", "read_sign_in_sheet", "records_by_account", "resolve_problems", "save_grade", "save_grades", "save_row",
+    "problems_from_form", "read_sign_in_sheet", "records_by_account", "resolve_problems", "save_grade", "save_grades",
+    "save_row",
     "score_statuses", "workshop_for_code", "workshop_in_course",
 ]

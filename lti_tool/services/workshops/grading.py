@@ -104,7 +104,8 @@ def gradebook_notice(workshop: Workshop, launch: Launch) -> tuple[str | None, bo
     return None, False
 
 
-def score_statuses(workshop: Workshop, launch: Launch, module: Module, accounts: list[Account]) -> dict[int, OutboxScore]:
+def score_statuses(workshop: Workshop, launch: Launch, module: Module,
+                   accounts: list[Account]) -> dict[int, OutboxScore]:
     """Return the outbox score of each member for this workshop's gradebook column, when one was queued."""
     url, spec = line_item_target(workshop, launch, module)
     if spec:

@@ -57,7 +57,8 @@ class SheetRowSchema(Schema):
     def _hours_in_range(self, data, **kwargs):
         hours = data.get("hours")
         if hours is not None and (hours < 0 or hours > self.max_hours):
-            raise ValidationError(f"{plain_number(hours)} hours is outside 0 to {plain_number(self.max_hours)}", "hours")
+            raise ValidationError(f"{plain_number(hours)} hours is outside 0 to {plain_number(self.max_hours)}",
+                                  "hours")
 
 
 @dataclass
@@ -188,8 +189,9 @@ def read_sign_in_sheet(data: bytes, roster: list[Account], module: Module) -> Sh
         if not candidates and row.name:
             candidates, how = sorted(set(by_name.get(normalise_name(row.name), []))), "name"
         if not candidates:
-            result.problems.append(SheetProblem(row, f"Line {number}: no one on the course roster has this "
-                                                     f"{'email or name' if row.email and row.name else 'email' if row.email else 'name'}."))
+            result.problems.append(SheetProblem(
+                row, f"Line {number}: no one on the course roster has this "
+                     f"{'email or name' if row.email and row.name else 'email' if row.email else 'name'}."))
         elif len(candidates) > 1:
             result.problems.append(SheetProblem(
                 row, f"Line {number}: several people on the roster match ({', '.join(names[c] for c in candidates)}).",
