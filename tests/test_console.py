@@ -9,9 +9,19 @@ import sqlalchemy as sa
 
 from lti_tool import grades_worker
 from lti_tool.extensions import db
-from lti_tool.models import AuditEvent, Launch, LaunchRefusal, OutboxScore, Platform, RegistrationInvitation, ToolKey
+from lti_tool.models import (
+    AuditEvent,
+    Launch,
+    LaunchRefusal,
+    OutboxMail,
+    OutboxScore,
+    Platform,
+    RegistrationInvitation,
+    ToolKey,
+    Workshop,
+)
 from lti_tool.models.base import utcnow
-from lti_tool.services import launch_log, passback
+from lti_tool.services import launch_log, mail, passback
 from tests.platform import login_params
 
 
@@ -51,10 +61,11 @@ def audit_actions(app) -> list[str]:
                                        .order_by(AuditEvent.id)))
 
 
-PAGES = ["platforms", "keys", "launches", "gradebook", "reports", "reports/hours-by-module",
-         "reports/hours-by-module.csv", "reports/certificates-by-month.svg"]
+PAGES = ["platforms", "keys", "launches", "gradebook", "emails", "emails?preview=1", "offerings", "reports",
+         "reports/hours-by-module", "reports/hours-by-module.csv", "reports/certificates-by-month.svg"]
 POSTS = ["platforms/1/check", "platforms/1/disable", "platforms/1/enable", "registration-links",
-         "registration-links/1/revoke", "keys/rotate", "gradebook/retry", "gradebook/discard"]
+         "registration-links/1/revoke", "keys/rotate", "gradebook/retry", "gradebook/discard", "emails/retry",
+         "emails/reminders", "offerings/1/publish", "offerings/1/unpublish"]
 
 
 def test_console_is_only_for_program_admins(app, client, platform, do_launch, member_launch):
@@ -71,6 +82,7 @@ def test_console_is_only_for_program_admins(app, client, platform, do_launch, me
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ToolKey)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).where(OutboxMail.kind == "reminder")) == 0
 
 
 def test_every_console_form_needs_its_csrf_token(app, console):
@@ -89,7 +101,8 @@ def test_console_pages_work_for_a_program_admin_and_link_each_other(console):
         # Shown in the LMS's frame: nothing forbids framing.
         assert "X-Frame-Options" not in response.headers
     nav = text(browser.get(base + "keys"))
-    for label in ("People", "Platforms", "Keys", "Launch log", "Gradebook queue", "Reports", "Audit log"):
+    for label in ("People", "Platforms", "Keys", "Launch log", "Gradebook queue", "Emails", "Offerings", "Reports",
+                  "Audit log"):
         assert f">{label}</a>" in nav
     assert 'aria-current="page">Keys' in nav
 
@@ -373,6 +386,84 @@ def test_reports_count_export_safely_and_draw_charts(app, console, platform, mem
     assert browser.get(base + "reports/nope").status_code == 404
 
 
+def test_emails_page_counts_lists_failures_in_words_and_retries_them_audited(app, console, platform, member_launch):
+    browser, base, token = console
+    member_launch(platform)  # the welcome email: pending
+    with app.app_context():
+        mail.queue(kind="reminder", dedupe_key="t:gone", to_address="gone@example.org", person_id=None,
+                   template="reminder", context={"name": "Pat", "what_is_left": ["1 more elective"]})
+        row = db.session.scalars(sa.select(OutboxMail).where(OutboxMail.dedupe_key == "t:gone")).one()
+        row.status, row.attempts = "failed", 1
+        row.last_error = "The mail server refused this email for good (SMTP 550). Check the address with the member."
+        db.session.commit()
+        failed_id = row.id
+    page = text(browser.get(base + "emails"))
+    assert "Emails by status" in page and "1 failed email" in page
+    assert "gone@example.org" in page and "refused this email for good (SMTP 550)" in page
+    assert 'aria-current="page">Emails' in page
+    assert browser.post(base + "emails/retry", data={"csrf_token": token}).status_code == 303
+    assert "Choose the emails to retry." in text(browser.get(base + "emails"))
+    done = browser.post(base + "emails/retry", data={"csrf_token": token, "mail_id": str(failed_id)})
+    assert "1 email(s) will be sent again" in text(browser.get(done.location))
+    with app.app_context():
+        assert db.session.get(OutboxMail, failed_id).status == "pending"
+    assert audit_actions(app) == ["mail.retry"]
+    assert "No email has failed." in text(browser.get(base + "emails"))
+
+
+def test_reminders_are_previewed_with_the_reason_then_queued_from_the_console(app, console, platform, member_launch):
+    from tests.conftest import REGISTRATION
+    from tests.test_mail import ALL, earn
+
+    browser, base, token = console
+    member_launch(platform)
+    earn(app, ALL[:5])  # one elective left
+    page = text(browser.get(base + "emails"))
+    assert "Preview the reminders" in page and "Send the reminders" not in page
+    preview = text(browser.get(base + "emails?preview=1"))
+    assert "1 member would get a reminder" in preview and REGISTRATION["email"] in preview
+    assert "1 more Specialized Topics elective" in preview and "Send the reminders" in preview
+    with app.app_context():  # the preview writes nothing
+        assert db.session.scalar(sa.select(sa.func.count()).where(OutboxMail.kind == "reminder")) == 0
+    sent = browser.post(base + "emails/reminders", data={"csrf_token": token})
+    assert sent.status_code == 303
+    assert "1 reminder(s) queued" in text(browser.get(sent.location))
+    with app.app_context():
+        reminders = list(db.session.scalars(sa.select(OutboxMail).where(OutboxMail.kind == "reminder")))
+    assert [(r.to_address, r.status) for r in reminders] == [(REGISTRATION["email"], "pending")]
+    again = browser.post(base + "emails/reminders", data={"csrf_token": token})
+    assert "No reminder queued" in text(browser.get(again.location))
+    assert "Left out, reminded in the last 30 days" in text(browser.get(base + "emails?preview=1"))
+    assert audit_actions(app) == ["mail.remind", "mail.remind"]
+
+
+def test_offerings_page_lists_placed_workshops_upcoming_first_and_publishes_them(app, console, platform, client):
+    from tests.test_mail import place_workshop
+
+    browser, base, token = console
+    past = place_workshop(app, public=False, days=-20, event="Winter school 2025")
+    later = place_workshop(app, public=False, days=40, event="Summer Conference 2027", venue="Boston")
+    soon = place_workshop(app, public=True, days=5, event="Springfield training", venue="Springfield")
+    page = text(browser.get(base + "offerings"))
+    assert page.index("Springfield training") < page.index("Summer Conference 2027") < page.index("Winter school")
+    assert "Contract Costing" in page and "Boston" in page and 'href="/offerings"' in page
+    assert f'/offerings/{later}/publish"' in page and f'/offerings/{soon}/unpublish"' in page
+    assert f'/offerings/{past}/publish"' not in page  # its date has passed: nothing to advertise
+    assert "Summer Conference 2027" not in text(client.get("/offerings"))
+
+    done = browser.post(base + f"offerings/{later}/publish", data={"csrf_token": token})
+    assert "The workshop Summer Conference 2027" in (flashed := text(browser.get(done.location)))
+    assert "is listed on the public offerings" in flashed
+    with app.app_context():
+        assert db.session.get(Workshop, later).public is True
+    assert "Summer Conference 2027" in text(client.get("/offerings"))
+    browser.post(base + f"offerings/{soon}/unpublish", data={"csrf_token": token})
+    assert "Springfield training" not in text(client.get("/offerings"))
+    missing = browser.post(base + "offerings/9999/publish", data={"csrf_token": token})
+    assert "There is no workshop 9999" in text(browser.get(missing.location))
+    assert audit_actions(app) == ["workshop.publish", "workshop.unpublish"]
+
+
 @pytest.mark.browser
 def test_console_pages_pass_axe_and_work_by_keyboard(app, platform, do_launch, live_server, browser_page):
     from tests.test_accessibility import violations
@@ -385,12 +476,22 @@ def test_console_pages_pass_axe_and_work_by_keyboard(app, platform, do_launch, l
     app.config["PUBLIC_BASE_URL"] = served_at
     assert app.test_cli_runner().invoke(args=["admins", "grant", "--platform", platform.issuer,
                                               "--sub", "user-admin-1"]).exit_code == 0
+    from tests.test_mail import place_workshop
+
+    place_workshop(app, public=False, days=30, event="Summer Conference 2027")
+    place_workshop(app, public=True, days=-3, event="Winter school")
+    with app.app_context():
+        mail.queue(kind="reminder", dedupe_key="t:axe", to_address="gone@example.org", person_id=None,
+                   template="reminder", context={"name": "Pat", "what_is_left": ["1 more elective"]})
+        db.session.execute(sa.update(OutboxMail).values(status="failed", last_error="Refused for good (SMTP 550)."))
+        db.session.commit()
     page = browser_page
     page.context.add_cookies([{"name": "lti_tool_session", "value": browser.get_cookie("lti_tool_session").value,
                                "url": live_server}])
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
     base = live_server + home + "admin/"
-    for path in ("platforms", "keys", "launches", "gradebook", "reports", "reports/certificates-by-month",
+    for path in ("platforms", "keys", "launches", "gradebook", "emails", "emails?preview=1", "offerings", "reports",
+                 "reports/certificates-by-month",
                  "reports/hours-by-module", "reports/by-local-association", "audit", ""):
         page.goto(base + path)
         assert page.get_by_role("navigation", name="Program console").count() == 1, path
@@ -410,3 +511,12 @@ def test_console_pages_pass_axe_and_work_by_keyboard(app, platform, do_launch, l
     assert "no problems found" in page.locator("#check-heading").inner_text()
     assert page.evaluate("document.activeElement.id") == "check-result"
     assert violations(page) == [], "platforms with a check result"
+
+    # By keyboard: publish a workshop; the console says so.
+    page.goto(base + "offerings")
+    page.get_by_role("button", name="Publish Summer Conference 2027").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".flash.success")
+    assert "is listed on the public offerings" in page.locator(".flash.success").inner_text()
+    assert page.get_by_role("button", name="Unpublish Summer Conference 2027").count() == 1
+    assert violations(page) == [], "offerings after publishing"

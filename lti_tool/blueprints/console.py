@@ -1,4 +1,5 @@
-"""The staff's console: platforms, keys, launch log, gradebook queue and program reports (program admins only).
+"""The staff's console: platforms, keys, launch log, gradebook queue, emails, offerings and program reports
+(program admins only).
 
 Views parse, call the same services as the CLI, commit once, and render.
 """
@@ -13,6 +14,8 @@ from lti_tool.services import (
     gradebook_queue,
     invitations,
     launch_log,
+    mail,
+    offerings,
     platforms,
     reports,
     tool_keys,
@@ -214,6 +217,88 @@ def discard_scores(launch_id: str):
     flash(f"{count} score(s) discarded: they will not be sent." if count else
           "Nothing was discarded: only failed or waiting scores that are not being sent right now can be.", "success")
     return _back_to_queue()
+
+
+# -- emails ------------------------------------------------------------------------------------------------------
+
+@bp.get("/emails")
+@program_admin_required
+def emails_page(launch_id: str):
+    """Count the emails by status, list the failed ones, and preview the reminders on request."""
+    # The preview reads every registered member's progress: only when asked for.
+    preview = mail.send_reminders(dry_run=True) if request.args.get("preview") else None
+    return render_template("admin/emails.html", launch=g.launch, counts=mail.status_counts(), failed=mail.failed(),
+                           preview=preview, interval_days=mail.REMINDER_INTERVAL_DAYS)
+
+
+def _back_to_emails():
+    return redirect(url_for("console.emails_page", launch_id=g.launch.id), code=303)
+
+
+@bp.post("/emails/retry")
+@program_admin_required
+def retry_emails(launch_id: str):
+    """Send the chosen failed emails again at the worker's next pass."""
+    ids = [v for v in request.form.getlist("mail_id") if v.isdigit()]
+    if len(ids) > 500:
+        abort(400, description="Choose at most 500 emails at a time.")
+    if not ids:
+        flash("Choose the emails to retry.", "error")
+        return _back_to_emails()
+    count = mail.retry(ids, actor_account_id=_actor())
+    flash(f"{count} email(s) will be sent again in a moment." if count else
+          "Nothing to retry: only failed emails can be retried.", "success")
+    return _back_to_emails()
+
+
+@bp.post("/emails/reminders")
+@program_admin_required
+def send_reminders(launch_id: str):
+    """Queue a reminder to each member one requirement from the certificate not reminded lately."""
+    report = mail.send_reminders(dry_run=False, actor_account_id=_actor())
+    queued = len(report.queued)
+    if queued:
+        flash(f"{queued} reminder(s) queued: the mail worker sends them in a moment.", "success")
+    else:
+        flash("No reminder queued: nobody is one requirement from the certificate, or they were all reminded in "
+              f"the last {mail.REMINDER_INTERVAL_DAYS} days.", "success")
+    return _back_to_emails()
+
+
+# -- offerings ---------------------------------------------------------------------------------------------------
+
+@bp.get("/offerings")
+@program_admin_required
+def offerings_page(launch_id: str):
+    """List the placed workshops, upcoming first, and whether each is listed on /offerings."""
+    return render_template("admin/offerings.html", launch=g.launch, workshops=offerings.placed_workshops())
+
+
+@bp.post("/offerings/<int:workshop_id>/publish")
+@program_admin_required
+def publish_workshop(launch_id: str, workshop_id: int):
+    """List a workshop on the public offerings."""
+    return _set_public(workshop_id, True)
+
+
+@bp.post("/offerings/<int:workshop_id>/unpublish")
+@program_admin_required
+def unpublish_workshop(launch_id: str, workshop_id: int):
+    """Take a workshop off the public offerings."""
+    return _set_public(workshop_id, False)
+
+
+def _set_public(workshop_id: int, public: bool):
+    try:
+        workshop = offerings.set_public(workshop_id, public, actor_account_id=_actor())
+    except offerings.OfferingsError as exc:
+        transaction.abandon()
+        flash(str(exc), "error")
+    else:
+        when = workshop.session_date.isoformat() if workshop.session_date else "no date yet"
+        where = "is listed on" if public else "is taken off"
+        flash(f"The workshop {workshop.event_name} ({when}) {where} the public offerings.", "success")
+    return redirect(url_for("console.offerings_page", launch_id=g.launch.id), code=303)
 
 
 # -- reports -----------------------------------------------------------------------------------------------------

@@ -184,10 +184,18 @@ def failed() -> list[OutboxMail]:
                                    .order_by(OutboxMail.updated_at.desc())))
 
 
-def retry(mail_ids) -> int:
-    """Send failed emails again at the next worker pass (a person decided to); return how many."""
+def retry(mail_ids, *, actor_account_id: int | None = None) -> int:
+    """Send failed emails again at the next worker pass (a person decided to); audited. Return how many."""
+    from lti_tool.services import audit
+
+    ids = sorted({int(i) for i in mail_ids})
     now = utcnow()
     result = db.session.execute(sa.update(_TABLE).where(
-        OutboxMail.id.in_([int(i) for i in mail_ids]), OutboxMail.status == "failed").values(
+        OutboxMail.id.in_(ids), OutboxMail.status == "failed").values(
         status="pending", attempts=0, next_attempt_at=now, leased_until=None, updated_at=now))
-    return rowcount(result)
+    count = rowcount(result)
+    if count:
+        audit.record("mail.retry", actor_account_id=actor_account_id, person_id=None, mail_ids=ids[:200],
+                     count=count)
+        db.session.flush()
+    return count

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from lti_tool.catalog import Module, RequirementGroup, current_catalog
 from lti_tool.extensions import db
-from lti_tool.models import Workshop
+from lti_tool.models import Course, Workshop
 from lti_tool.models.base import utcnow
 from lti_tool.services import audit
 
@@ -77,3 +77,44 @@ def set_public(workshop_id: int, public: bool, *, actor_account_id: int | None) 
                      person_id=None, workshop_id=workshop.id, module=workshop.module_slug)
     db.session.flush()
     return workshop
+
+
+@dataclass(frozen=True)
+class PlacedWorkshop:
+    """A workshop an instructor placed, as program staff see it when deciding what to publish."""
+
+    id: int
+    module_title: str
+    event_name: str
+    venue: str | None
+    session_date: date | None
+    course: str
+    public: bool
+    #: Its date has passed: /offerings no longer shows it, published or not.
+    past: bool
+
+
+def placed_workshops(today: date | None = None) -> list[PlacedWorkshop]:
+    """Return every placed workshop: those to come soonest first, then those without a date, then past ones
+    latest first."""
+    catalog = current_catalog()
+    today = today or utcnow().date()
+    rows = db.session.execute(sa.select(Workshop, Course.title, Course.label)
+                              .join(Course, Course.id == Workshop.course_id).order_by(Workshop.id)).all()
+    placed = []
+    for workshop, title, label in rows:
+        module = catalog.module(workshop.module_slug)
+        placed.append(PlacedWorkshop(
+            id=workshop.id, module_title=module.title if module else workshop.module_slug,
+            event_name=workshop.event_name, venue=workshop.venue, session_date=workshop.session_date,
+            course=title or label or "(untitled course)", public=workshop.public,
+            past=workshop.session_date is not None and workshop.session_date < today))
+
+    def order(row: PlacedWorkshop):
+        if row.session_date is None:
+            return (1, 0, row.id)
+        if row.past:
+            return (2, -row.session_date.toordinal(), -row.id)
+        return (0, row.session_date.toordinal(), row.id)
+
+    return sorted(placed, key=order)
