@@ -16,7 +16,7 @@ PAGE = """<!doctype html>
 {% for row in rows %}<li><a href="/page/{{ row.n }}">{{ row.title }}</a> <span>{{ row.note }}</span></li>
 {% endfor %}</ul></main></body></html>
 """
-ROW_BYTES = 84  # one rendered <li> row above, about
+ROW_BYTES = 102  # one rendered <li> row above, about (escaping included)
 
 
 def create_app() -> Flask:
