@@ -9,6 +9,7 @@ from lti_tool.models.lti import (
     LoginState,
     Platform,
     RegistrationInvitation,
+    RegistrationVersion,
     ResourceLink,
     ToolKey,
 )
@@ -51,4 +52,5 @@ __all__ = [
     "RegistrationInvitation",
     "ResourceLink",
     "ToolKey",
+    "RegistrationVersion",
 ]
