@@ -98,3 +98,16 @@ def test_a_key_set_fetched_by_one_server_is_used_by_every_server(app, client, pl
     fetches = platform.jwks_fetches
     assert do_launch(platform, "member", browser=browser).status_code == 303
     assert platform.jwks_fetches == fetches  # the other server found it in the database, no second fetch
+
+
+def test_a_change_not_yet_saved_is_what_the_same_request_reads(app, platform, do_launch):
+    _warm(do_launch, platform, app.test_client())
+    from lti_tool.lti.tool_config import find_deployment, find_platform
+
+    with app.test_request_context():
+        found = find_platform(platform.issuer, platform.client_id)
+        found.auth_login_url = platform.authorize_url + "?changed=1"
+        assert find_platform(platform.issuer, platform.client_id).auth_login_url.endswith("?changed=1")
+        db.session.delete(find_deployment(found, platform.deployment_id))
+        assert find_deployment(found, platform.deployment_id) is None
+        db.session.rollback()

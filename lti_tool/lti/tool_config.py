@@ -14,6 +14,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from flask import current_app, g, has_app_context
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from pylti1p3.deployment import Deployment as Pylti1p3Deployment
 from pylti1p3.registration import Registration, TKeySet
 from pylti1p3.tool_config import ToolConfAbstract
@@ -80,8 +81,10 @@ def _transaction_ended(session, *_args):
 
 def _registrations() -> dict | None:
     """This app's cached registrations for the version the database has now; None where it must not be used."""
-    if db.session.info.get(_CHANGED):
-        return None
+    session = db.session()
+    if session.info.get(_CHANGED) or any(isinstance(o, (Platform, Deployment)) for o in itertools.chain(
+            session.new, session.deleted, session.dirty)):
+        return None  # changes not yet flushed: the query (and its autoflush) sees them, the cache would not
     if "_registrations" in g:
         return g._registrations  # one version read per request
     version = db.session.scalar(sa.select(RegistrationVersion.version).where(RegistrationVersion.id == 1))
@@ -102,6 +105,9 @@ def _values(row) -> dict[str, Any]:
 
 def _attached(model, values: dict[str, Any]):
     """A row of this session built from cached column values, without a query (its own copy of JSON values)."""
+    existing = db.session.identity_map.get(identity_key(model, values["id"]))
+    if existing is not None:
+        return existing  # already in this session, maybe changed: never overwrite it with the cached values
     row = model(**copy.deepcopy(values))
     make_transient_to_detached(row)
     return db.session.merge(row, load=False)
