@@ -24,7 +24,9 @@ def load_settings(instance_path: str) -> dict:
         "ENV_MODE": mode,
         "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else "dev-only-not-secret"),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A ping per pool checkout finds connections the database dropped, at one round trip per request;
+        # LTI_DATABASE_PRE_PING=0 skips it where connections are not dropped (a local database, pgbouncer off).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": env.get("LTI_DATABASE_PRE_PING", "1") != "0"},
         "PUBLIC_BASE_URL": base_url,
         "DEMO_PLATFORM": env.get("LTI_DEMO_PLATFORM", "0" if production else "1") == "1",
         "LTI_CLOCK_LEEWAY": int(env.get("LTI_CLOCK_LEEWAY", "60")),

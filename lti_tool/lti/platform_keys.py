@@ -87,6 +87,10 @@ def _finish_fetch(platform_id: int, key_set: dict | None) -> None:
         values["cached_key_set"] = key_set
     with db.engine.begin() as conn:
         conn.execute(sa.update(Platform).where(Platform.id == platform_id).values(**values))
+        if key_set is not None:
+            from lti_tool.lti.tool_config import BUMP
+
+            conn.execute(BUMP)  # every process's cached registration now has an old key set
 
 
 def _wait_while_in_flight(platform_id: int, kid: str) -> dict | None:

@@ -1,15 +1,28 @@
-"""pylti1p3's view of the platforms: a ToolConfAbstract that reads registrations from the database."""
-from typing import cast
+"""pylti1p3's view of the platforms: a ToolConfAbstract that reads registrations from the database.
+
+Registrations are read on every login and launch and change rarely, so each app keeps the ones it has read,
+under the number in `registration_version` it read with them. Every flush that adds, changes or removes a
+platform or deployment raises that number in its own transaction (as do the key-set updates in
+platform_keys.py), so once it commits every process, on every server, reads the registrations afresh: one
+statement per request instead of one per look-up.
+"""
+import copy
+import itertools
+import threading
+from typing import Any, cast
 
 import sqlalchemy as sa
+from flask import current_app, g, has_app_context
 from pylti1p3.deployment import Deployment as Pylti1p3Deployment
 from pylti1p3.registration import Registration, TKeySet
 from pylti1p3.tool_config import ToolConfAbstract
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.lti.errors import LaunchError
-from lti_tool.models import Deployment, Platform
+from lti_tool.models import Deployment, Platform, RegistrationVersion
 
 
 class ToolRegistration(Registration):
@@ -43,13 +56,85 @@ class ToolRegistration(Registration):
         return keys.public_jwks()["keys"]
 
 
+_CHANGED = "registrations_changed"
+_CACHE_LOCK = threading.Lock()
+BUMP = (sa.update(RegistrationVersion).where(RegistrationVersion.id == 1)
+        .values(version=RegistrationVersion.version + 1))
+
+
+@sa.event.listens_for(Session, "before_flush")
+def _bump_version(session, _flush_context, _instances):
+    """Raise the registration version in the transaction that changes a platform or deployment."""
+    touched = itertools.chain(session.new, session.deleted,
+                              (o for o in session.dirty if session.is_modified(o, include_collections=False)))
+    if any(isinstance(o, (Platform, Deployment)) for o in touched):
+        session.connection().execute(BUMP)
+        session.info[_CHANGED] = True  # until it commits, this transaction reads registrations from the database
+        if has_app_context():
+            g.pop("_registrations", None)
+
+
+@sa.event.listens_for(Session, "after_commit")
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _transaction_ended(session, *_args):
+    session.info.pop(_CHANGED, None)
+
+
+def _registrations() -> dict | None:
+    """This app's cached registrations for the version the database has now; None where it must not be used."""
+    session = db.session()
+    if session.info.get(_CHANGED) or any(isinstance(o, (Platform, Deployment)) for o in itertools.chain(
+            session.new, session.deleted, session.dirty)):
+        return None  # changes not yet flushed: the query (and its autoflush) sees them, the cache would not
+    if "_registrations" in g:
+        return g._registrations  # one version read per request
+    version = db.session.scalar(sa.select(RegistrationVersion.version).where(RegistrationVersion.id == 1))
+    if version is None:
+        return None
+    with _CACHE_LOCK:
+        held = current_app.extensions.get("registrations")
+        if held is None or held[0] != version:
+            held = (version, {})
+            current_app.extensions["registrations"] = held
+    g._registrations = held[1]
+    return held[1]
+
+
+def _values(row) -> dict[str, Any]:
+    return {c.key: copy.deepcopy(getattr(row, c.key)) for c in sa.inspect(type(row)).column_attrs}
+
+
+def _attached(model, values: dict[str, Any]):
+    """A row of this session built from cached column values, without a query (its own copy of JSON values)."""
+    existing = db.session.identity_map.get(identity_key(model, values["id"]))
+    if existing is not None:
+        return existing  # already in this session, maybe changed: never overwrite it with the cached values
+    row = model(**copy.deepcopy(values))
+    make_transient_to_detached(row)
+    return db.session.merge(row, load=False)
+
+
+def _cached(key: tuple, model, load):
+    # Only registrations found are kept: unknown issuers and ids in forged requests must not fill the cache.
+    cache = _registrations()
+    if cache is not None and key in cache:
+        return _attached(model, cache[key])
+    row = load()
+    if cache is not None and row is not None:
+        cache[key] = _values(row)
+    return row
+
+
 def find_platform(issuer: str, client_id: str | None) -> Platform | None:
     """Find a registration by issuer and client id; without a client id, only an issuer's single one."""
-    query = sa.select(Platform).where(Platform.issuer == issuer)
-    if client_id:
-        return db.session.scalars(query.where(Platform.client_id == client_id)).first()
-    found = list(db.session.scalars(query.limit(2)))
-    return found[0] if len(found) == 1 else None
+    def load() -> Platform | None:
+        query = sa.select(Platform).where(Platform.issuer == issuer)
+        if client_id:
+            return db.session.scalars(query.where(Platform.client_id == client_id)).first()
+        found = list(db.session.scalars(query.limit(2)))
+        return found[0] if len(found) == 1 else None
+
+    return _cached(("platform", issuer, client_id or None), Platform, load)
 
 
 def refuse_if_disabled(platform: Platform) -> None:
@@ -66,10 +151,13 @@ def refuse_if_disabled(platform: Platform) -> None:
 
 def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None:
     """Find one of a platform's deployments by its id."""
-    return db.session.scalars(
-        sa.select(Deployment).where(Deployment.platform_id == platform.id,
-                                    Deployment.deployment_id == deployment_id)
-    ).first()
+    def load() -> Deployment | None:
+        return db.session.scalars(
+            sa.select(Deployment).where(Deployment.platform_id == platform.id,
+                                        Deployment.deployment_id == deployment_id)
+        ).first()
+
+    return _cached(("deployment", platform.id, deployment_id), Deployment, load)
 
 
 class DatabaseToolConf(ToolConfAbstract):

@@ -11,6 +11,7 @@ from lti_tool.models.lti import (
     LoginState,
     Platform,
     RegistrationInvitation,
+    RegistrationVersion,
     ResourceLink,
     ToolKey,
 )
@@ -55,4 +56,5 @@ __all__ = [
     "RegistrationInvitation",
     "ResourceLink",
     "ToolKey",
+    "RegistrationVersion",
 ]

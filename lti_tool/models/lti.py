@@ -92,6 +92,24 @@ class Deployment(Base):
     platform: Mapped[Platform] = relationship(back_populates="deployments")
 
 
+class RegistrationVersion(Base):
+    """One row whose number grows with every change to a platform or deployment, in the same transaction.
+
+    Each app process caches registrations under the number it read (lti/tool_config.py); a change committed by
+    any process gives a new number, so every process reads the registrations again at its next launch.
+    """
+
+    __tablename__ = "registration_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+# The row exists from the start, however the schema is built (create_all in tests, the migration otherwise).
+sa.event.listen(RegistrationVersion.__table__, "after_create",
+                sa.DDL("INSERT INTO registration_version (id, version) VALUES (1, 0)"))
+
+
 class RegistrationInvitation(Base):
     """A one-time Dynamic Registration link for one institution; only a hash of its secret is kept."""
 
