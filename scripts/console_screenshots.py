@@ -25,7 +25,8 @@ from tests.platform import MEMBERSHIP, PlatformEmulator, User, login_params  # n
 
 PAGES = [("platforms", "platforms"), ("keys", "keys"), ("launches", "launch-log"), ("gradebook", "gradebook-queue"),
          ("reports", "reports"), ("reports/certificates-by-month", "report-certificates-by-month"),
-         ("reports/hours-by-module", "report-hours-by-module"), ("audit", "audit-log")]
+         ("reports/hours-by-module", "report-hours-by-module"), ("audit", "audit-log"), ("emails", "emails"),
+         ("offerings", "offerings")]
 
 
 def launch(app, emulator, user):
