@@ -18,7 +18,6 @@ score, gets a new, later timestamp.
 import dataclasses
 import logging
 import queue
-import random
 import threading
 import time
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from typing import cast
 import sqlalchemy as sa
 from flask import current_app
 
+from lti_tool import retry
 from lti_tool.extensions import db
 from lti_tool.lti import ags
 from lti_tool.lti.claims import Scope
@@ -115,11 +115,8 @@ def _setting(name: str, default):
 
 def backoff_seconds(attempt: int) -> float:
     """Return how long to wait after the `attempt`-th failure: 2 s doubling, capped at an hour, with jitter."""
-    base = float(_setting("GRADES_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
-    cap = float(_setting("GRADES_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS))
-    delay = base * 2 ** min(max(attempt - 1, 0), 30)
-    # Jitter spreads the retries of a batch that failed together (an LMS outage) instead of bunching them.
-    return min(cap, delay * random.uniform(0.8, 1.2))
+    return retry.backoff_seconds(attempt, float(_setting("GRADES_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS)),
+                                 float(_setting("GRADES_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS)))
 
 
 def _send_budget() -> timedelta:

@@ -10,7 +10,6 @@ arrive (no connection, a 4xx answer). A send cut off after the message went out 
 failed with words saying so, for a person to check before sending it again (`mail retry`).
 """
 import logging
-import random
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from lti_tool import retry
 from lti_tool.catalog import current_catalog
 from lti_tool.extensions import db
 from lti_tool.models import OutboxMail
@@ -74,9 +74,8 @@ def transport() -> str | None:
 
 def backoff_seconds(attempt: int) -> float:
     """Return how long to wait after the `attempt`-th failure: 30 s doubling, capped, with jitter."""
-    base = float(_setting("MAIL_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
-    cap = float(_setting("MAIL_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS))
-    return min(cap, base * 2 ** min(max(attempt - 1, 0), 30) * random.uniform(0.8, 1.2))
+    return retry.backoff_seconds(attempt, float(_setting("MAIL_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS)),
+                                 float(_setting("MAIL_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS)))
 
 
 def _due(now):
