@@ -8,6 +8,7 @@ import traceback
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from lti_tool import create_app
 from lti_tool.config import normalise_database_url
@@ -23,7 +24,33 @@ from tests.platform import PlatformEmulator, login_params
 if hasattr(traceback, "_extract_caret_anchors_from_line_segment"):
     traceback._extract_caret_anchors_from_line_segment = lambda segment: None
 
-POSTGRES_URL = normalise_database_url(os.environ["TEST_DATABASE_URL"]) if os.environ.get("TEST_DATABASE_URL") else None
+
+
+def _postgres_url() -> str | None:
+    """Return the PostgreSQL database of this test process, or None on SQLite.
+
+    The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml): each worker gets its own database
+    beside TEST_DATABASE_URL's (test_gw0, test_gw1, ...), made here when missing, so workers never share a schema.
+    """
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return None
+    url = normalise_database_url(os.environ["TEST_DATABASE_URL"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _postgres_url()
 
 
 _KEY_POOL: list = []

@@ -1,6 +1,7 @@
 """The grading form of the workshop page: its fields per member, read and validated into GradeInput rows,
 and the bulk actions that fill it in (nothing here is saved: the view hands the rows to the grading service)."""
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from marshmallow import (
@@ -16,6 +17,7 @@ from lti_tool.catalog import Module
 from lti_tool.models import (
     WorkshopRecord,
 )
+from lti_tool.services.workshops import messages
 from lti_tool.services.workshops.grading import GradeInput
 from lti_tool.services.workshops.records import (
     ATTENDANCE_SOURCES,
@@ -24,6 +26,7 @@ from lti_tool.services.workshops.records import (
     RESULTS,
     plain_number,
 )
+from lti_tool.services.workshops.sheets import SheetProblem, problems_from_form, resolve_problems
 
 
 class GradeRowSchema(Schema):
@@ -93,8 +96,7 @@ def parse_grade_rows(form, account_ids, module: Module, graded: set[int]) -> tup
             continue
         row = GradeInput(**loaded)
         if account_id in graded and not row.result:
-            errors[account_id] = {"result": "A saved grade can be changed but not removed: choose complete or "
-                                            "incomplete (incomplete with 0 hours takes the hours back)."}
+            errors[account_id] = {"result": messages.GRADE_NOT_REMOVABLE}
         values[account_id] = row
     return values, errors
 
@@ -121,8 +123,6 @@ def form_from_records(account_ids, records: dict[int, WorkshopRecord]) -> dict[s
         form[f"score-{account_id}"] = plain_number(record.score)
         form[f"comment-{account_id}"] = record.comment or ""
     return form
-
-
 
 
 def mark_all_present(form: dict[str, str], account_ids) -> int:
@@ -160,3 +160,49 @@ def apply_sheet(form: dict[str, str], matches) -> int:
             form[f"hours-{account_id}"] = plain_number(hours)
         count += 1
     return count
+
+
+#: The buttons of the grading page; anything else posted is a save.
+ACTIONS = ("save", "import", "apply", "mark_all_present", "complete_all_present")
+
+
+@dataclass
+class PostedGrading:
+    """What the instructor posted to the grading page: the member rows as typed, the button pressed, and the
+    sign-in sheet rows still waiting for a choice (carried in hidden fields)."""
+
+    form: dict[str, str]
+    action: str
+    problems: list[SheetProblem]
+    #: A message per open sheet row (by its position in `problems`) whose choice is missing or not allowed.
+    problem_errors: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, posted) -> "PostedGrading":
+        form = {k: v for k, v in posted.items() if k != "csrf_token"}
+        action = form.pop("action", "save")
+        return cls(form, action if action in ACTIONS else "save", problems_from_form(form))
+
+    def resolve_sheet_rows(self, account_ids, module: Module) -> None:
+        """Mark the members chosen for sheet rows present; keep the rows still open, numbered from 0 again.
+
+        Only "apply" may leave rows open; a save with open rows gets a message per row.
+        """
+        matches, still_open, errors = resolve_problems(self.form, self.problems, account_ids, module,
+                                                       require_all=self.action != "apply")
+        apply_sheet(self.form, matches)
+        kept = {k: v for k, v in self.form.items() if not k.startswith(("sheet-", "resolve-"))}
+        for new, (old, _) in enumerate(still_open):
+            if self.form.get(f"resolve-{old}"):
+                kept[f"resolve-{new}"] = self.form[f"resolve-{old}"]
+        positions = {old: new for new, (old, _) in enumerate(still_open)}
+        self.form = kept
+        self.problems = [problem for _, problem in still_open]
+        self.problem_errors = {positions[n]: message for n, message in errors.items() if n in positions}
+
+    def apply_bulk_action(self, account_ids, module: Module) -> None:
+        """Fill in the form for "mark all present" or "complete all present" (nothing is saved here)."""
+        if self.action == "mark_all_present":
+            mark_all_present(self.form, account_ids)
+        elif self.action == "complete_all_present":
+            complete_all_present(self.form, account_ids, module)

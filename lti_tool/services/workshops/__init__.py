@@ -1,5 +1,6 @@
 """Workshops, by job: `records` (the workshop and its members' records), `grading` (grades into the ledger and
-the gradebook outbox), `sheets` (the sign-in sheet import) and `check_in` (in-person check-in codes).
+the gradebook outbox), `sheets` (the sign-in sheet import), `check_in` (in-person check-in codes) and
+`messages` (what the workshop pages say).
 
 The grading form itself (its fields, validation and bulk actions) is read beside its view, in
 `lti_tool.blueprints.workshop_forms`. Like every service these flush and never commit.
@@ -8,7 +9,6 @@ from lti_tool.services.workshops.check_in import (
     CHECK_IN_ALPHABET,
     CHECK_IN_LENGTH,
     CHECK_IN_TTL,
-    WRONG_CODE,
     CheckInError,
     check_in,
     current_code,
@@ -16,8 +16,6 @@ from lti_tool.services.workshops.check_in import (
     workshop_for_code,
 )
 from lti_tool.services.workshops.grading import (
-    NO_GRADEBOOK_NOTICE,
-    UNLINKED_NOTICE,
     GradeInput,
     column_label,
     gradebook_notice,
@@ -28,6 +26,7 @@ from lti_tool.services.workshops.grading import (
     save_row,
     score_statuses,
 )
+from lti_tool.services.workshops.messages import NO_GRADEBOOK_NOTICE, UNLINKED_NOTICE, WRONG_CODE
 from lti_tool.services.workshops.records import (
     ATTENDANCE_SOURCES,
     LINE_ITEM_TAG,

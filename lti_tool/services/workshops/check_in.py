@@ -19,6 +19,7 @@ from lti_tool.models import (
     WorkshopRecord,
 )
 from lti_tool.models.base import utcnow
+from lti_tool.services.workshops import messages
 from lti_tool.services.workshops.records import (
     WorkshopError,
     record_for,
@@ -34,10 +35,6 @@ CHECK_IN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 class CheckInError(WorkshopError):
     """A check-in code that does not work here, with what to do about it."""
-
-
-WRONG_CODE = ("That code does not work for this workshop. Check the code shown in the room, and that you opened "
-              "this workshop's link in your course, then try again.")
 
 
 class CheckInSchema(Schema):
@@ -106,7 +103,7 @@ def check_in(workshop: Workshop, account_id: int, raw_code: str) -> tuple[Worksh
     if own is None:
         # One answer for every code that is not this workshop's: whether it exists elsewhere is not the member's
         # to learn (it would let guesses map other courses' codes).
-        raise CheckInError(WRONG_CODE)
+        raise CheckInError(messages.WRONG_CODE)
     if own.expires_at <= now:
         raise CheckInError("That code has expired. Ask the instructor for the current code.")
     record = db.session.scalars(sa.select(WorkshopRecord).where(WorkshopRecord.workshop_id == workshop.id,

@@ -22,6 +22,7 @@ from lti_tool.models import (
 )
 from lti_tool.models.base import utcnow
 from lti_tool.services import certificates, ledger, passback, placements
+from lti_tool.services.workshops import messages
 from lti_tool.services.workshops.records import LINE_ITEM_TAG, RESULTS, WorkshopError, module_for, record_for
 
 
@@ -86,21 +87,14 @@ def gradebook_score(workshop: Workshop, module: Module, hours: Decimal, score: D
     return hours, Decimal(str(module.credit_hours))
 
 
-NO_GRADEBOOK_NOTICE = ("The LMS does not offer its gradebook to this tool here (Assignment and Grade Services): "
-                       "grades are recorded in the tool and count toward the certificate, but do not appear in the "
-                       "LMS gradebook.")
-UNLINKED_NOTICE = ("Open this workshop from its link in the course first, so its grades reach its own gradebook "
-                   "column; attendance can be recorded meanwhile.")
-
-
 def gradebook_notice(workshop: Workshop, launch: Launch) -> tuple[str | None, bool]:
     """Say why grades would not reach the LMS gradebook now, and whether grading must wait for it."""
     endpoint = tool_launch.of(launch).ags
     if endpoint is None or not endpoint.can_post_scores:
-        return NO_GRADEBOOK_NOTICE, False
+        return messages.NO_GRADEBOOK_NOTICE, False
     if workshop.resource_link_id is None:
         # Without the placed link the score would land in no column, or in another workshop's.
-        return UNLINKED_NOTICE, True
+        return messages.UNLINKED_NOTICE, True
     return None, False
 
 
