@@ -3,8 +3,10 @@ emulator, and a helper that drives a whole launch through the real endpoints."""
 import html
 import os
 import re
+import shutil
 import socket
 import traceback
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +16,7 @@ from lti_tool import create_app
 from lti_tool.config import normalise_database_url
 from lti_tool.extensions import db
 from lti_tool.lti import keys
+from lti_tool.models.lti import FIRST_REGISTRATION_VERSION
 from lti_tool.services import platforms
 from tests.platform import PlatformEmulator, login_params
 
@@ -93,40 +96,85 @@ def _database_url(tmp_path) -> str:
     return POSTGRES_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
 
 
-@pytest.fixture
-def app(tmp_path, request):
-    """Return a fresh app on an empty database (rate limits on only for tests marked `rate_limits`)."""
-    app = create_app({
+def _test_app(database_url: str, *, rate_limits: bool = False):
+    return create_app({
         "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path),
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "PUBLIC_BASE_URL": "http://localhost:5000",
         "SECRET_KEY": "test-secret",
         "DEMO_PLATFORM": True,
         "LTI_KEY_SET_REFETCH_SECONDS": 0,
         "GRADES_BACKGROUND_SYNC": False,
         # Every test comes from 127.0.0.1: rate limits are off unless a test is marked `rate_limits`.
-        "RATELIMIT_ENABLED": request.node.get_closest_marker("rate_limits") is not None,
+        "RATELIMIT_ENABLED": rate_limits,
     })
+
+
+@pytest.fixture(scope="session")
+def empty_sqlite_database(tmp_path_factory) -> Path:
+    """An SQLite database with the schema and the tool's key, made once per test process; each test copies it."""
+    path = tmp_path_factory.mktemp("template") / "empty.sqlite3"
+    app = _test_app(f"sqlite:///{path}")
+    with app.app_context():
+        db.create_all()
+        keys.ensure_active_key()
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    """Return a fresh app on an empty database (rate limits on only for tests marked `rate_limits`)."""
+    url = _database_url(tmp_path)
+    if POSTGRES_URL is None:
+        shutil.copyfile(request.getfixturevalue("empty_sqlite_database"), tmp_path / "test.sqlite3")
+    app = _test_app(url, rate_limits=request.node.get_closest_marker("rate_limits") is not None)
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():
         if app.config["RATELIMIT_ENABLED"]:
             from lti_tool.extensions import limiter
 
             limiter.reset()  # counts kept in memory by an earlier test must not carry over
-        _reset_schema()
-        keys.ensure_active_key()
-        db.session.commit()
+        if POSTGRES_URL is not None:
+            _empty_postgres_schema()
+            keys.ensure_active_key()
+            db.session.commit()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
 
 
-def _reset_schema():
+#: The PostgreSQL schema create_all made in this process (its columns), to tell whether a test changed it.
+_created_schema: list = []
+
+
+def _schema_fingerprint(conn) -> list:
+    return conn.execute(sa.text(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' "
+        "ORDER BY table_name, column_name")).all()
+
+
+def _empty_postgres_schema():
+    """Leave the tool's tables empty: delete every row when the schema is still the one create_all made (fast),
+    else build it again (after a test that ran migrations or dropped the schema)."""
     with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        if _created_schema and _schema_fingerprint(conn) == _created_schema[0]:
+            # Replica mode skips triggers (the ledger's append-only guard, foreign keys) for this clean-up only.
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            for table in db.metadata.sorted_tables:
+                conn.execute(table.delete())
+            for sequence in conn.execute(sa.text(
+                    "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")).scalars():
+                conn.execute(sa.text(f'ALTER SEQUENCE "{sequence}" RESTART'))
+            conn.execute(sa.text(FIRST_REGISTRATION_VERSION))
+            return
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     db.create_all()
+    with db.engine.connect() as conn:
+        _created_schema[:] = [_schema_fingerprint(conn)]
 
 
 @pytest.fixture
@@ -223,28 +271,42 @@ def pytest_collection_modifyitems(config, items):
     """Stop at once, with the install line, rather than pass quietly when the browser tests cannot run."""
     if os.path.exists(CHROMIUM) or os.environ.get("SKIP_BROWSER_TESTS") == "1":
         return
-    if any("browser_page" in getattr(item, "fixturenames", ()) for item in items):
+    if any("playwright_driver" in getattr(item, "fixturenames", ()) for item in items):
         pytest.exit(MISSING_CHROMIUM, returncode=4)
 
 
-@pytest.fixture
-def browser_page():
-    """A page in real headless Chromium (Debian's); skipped only when SKIP_BROWSER_TESTS=1 says so."""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """Playwright, started once per test process (its driver takes a second to start); skipped only when
+    SKIP_BROWSER_TESTS=1 says so and Chromium is missing."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Chromium is not installed at /usr/bin/chromium and SKIP_BROWSER_TESTS=1")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context()
-        page = context.new_page()
-        page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails
-        yield page
-        context.close()
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def shared_chromium(playwright_driver):
+    """Debian's Chromium, launched once per test process; every test gets its own context (cookies, storage)."""
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser_page(shared_chromium):
+    """A page in real headless Chromium, in a fresh browser context of its own."""
+    context = shared_chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails
+    yield page
+    context.close()
 
 
 REGISTRATION = {"name": "Maria Member", "email": "maria@example.org",

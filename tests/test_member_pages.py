@@ -151,3 +151,28 @@ def test_markdown_is_rendered_safely():
     assert "<h2>Title</h2>" in html and "<strong>bold</strong>" in html
     assert "<script>" not in html and "&lt;script&gt;" in html  # shown as text, never run
     assert 'href="javascript' not in html
+
+
+def test_the_catalog_reads_progress_once_for_all_modules_and_shows_each(app, client, member_home):
+    """The catalog shows every module's progress from one query per kind of record, not one per module."""
+    import sqlalchemy as sa
+
+    from lti_tool.extensions import db
+
+    module_html = text(client.get(member_home + f"modules/{MODULE}"))
+    client.get(re.search(r'href="([^"]+/sections/[^"]+)">Start', module_html).group(1))
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        html = text(client.get(member_home + "catalog"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert "In progress" in html or "% done" in html
+    for table in ("section_visits", "activity_answers", "quiz_attempts", "module_completions"):
+        assert sum(f"FROM {table}" in s for s in statements) == 1, (table, len(statements))

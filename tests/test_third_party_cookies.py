@@ -5,11 +5,10 @@ Chrome with third-party cookies blocked: the tool (127.0.0.1) is framed by a Moo
 another
 site) whose auth.php spends the login hint on first use, as Moodle's does.
 """
-import os
 
 import pytest
 
-from tests.conftest import CHROMIUM
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.platform import MoodleEmulator
 from tests.test_accessibility import violations
 
@@ -19,26 +18,16 @@ REGISTRATION_HEADING = "Register for the Bargaining Certificate"
 
 
 @pytest.fixture
-def chromium():
+def chromium(playwright_driver):
     """Open pages in real headless Chromium with third-party cookies blocked; yield a page opener."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-        pytest.skip("Chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--test-third-party-cookie-phaseout"])
-        context = browser.new_context()
-        page = context.new_page()
-        page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails
-        yield page
-        context.close()
-        browser.close()
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM,
+                                                args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"])
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails
+    yield page
+    context.close()
+    browser.close()
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def catalog_page(launch_id: str):
 
 def _render_catalog():
     catalog = current_catalog()
-    progress = {m.slug: progress_service.module_progress(g.launch.account_id, m) for m in catalog.modules}
+    progress = progress_service.modules_progress(g.launch.account_id, catalog.modules)
     steps = next_steps_service.next_steps(g.launch.account, g.launch.course_id, progress)
     return render_template("member/catalog.html", launch=g.launch, catalog=catalog, progress=progress, steps=steps)
 

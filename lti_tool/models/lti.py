@@ -105,9 +105,9 @@ class RegistrationVersion(Base):
     version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
-# The row exists from the start, however the schema is built (create_all in tests, the migration otherwise).
-sa.event.listen(RegistrationVersion.__table__, "after_create",
-                sa.DDL("INSERT INTO registration_version (id, version) VALUES (1, 0)"))
+#: The row exists from the start, however the schema is built (create_all in tests, the migration otherwise).
+FIRST_REGISTRATION_VERSION = "INSERT INTO registration_version (id, version) VALUES (1, 0)"
+sa.event.listen(RegistrationVersion.__table__, "after_create", sa.DDL(FIRST_REGISTRATION_VERSION))
 
 
 class RegistrationInvitation(Base):

@@ -69,7 +69,7 @@ def next_steps(account: Account, course_id: int | None,
     """
     catalog = current_catalog()
     if modules is None:
-        modules = {m.slug: progress_service.module_progress(account.id, m) for m in catalog.modules}
+        modules = progress_service.modules_progress(account.id, catalog.modules)
     progress = (ledger.person_progress(account.person_id, catalog) if account.person_id is not None
                 else compute_progress(catalog, []))
     by_group = {}
