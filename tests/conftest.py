@@ -59,23 +59,42 @@ POSTGRES_URL = _postgres_url()
 _KEY_POOL: list = []
 
 
-@pytest.fixture(autouse=True)
-def pooled_rsa_keys(monkeypatch):
-    """Hand out real RSA keys from a small pool made once: generating 2048-bit keys dominates test time.
-
-    Consecutive keys always differ, so rotation and wrong-key tests still get distinct keys.
-    """
+def _key_pool() -> list:
+    """Real 2048-bit RSA keys, made once per test process: generating them would dominate test time. The first is
+    the key of the empty database every test starts from; tests get the others."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    real_generate = rsa.generate_private_key
     if not _KEY_POOL:
-        _KEY_POOL.extend(real_generate(public_exponent=65537, key_size=2048) for _ in range(8))
+        _KEY_POOL.extend(rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(8))
+    return _KEY_POOL
+
+
+@pytest.fixture(autouse=True)
+def pooled_rsa_keys(monkeypatch):
+    """Hand out real RSA keys from the pool. Consecutive keys always differ, and none is the starting database's
+    key, so rotation and wrong-key tests still get distinct keys."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pool = _key_pool()
     position = iter(range(10**9))
 
     def pooled(public_exponent=65537, key_size=2048, backend=None):
-        return _KEY_POOL[next(position) % len(_KEY_POOL)]
+        return pool[1 + next(position) % (len(pool) - 1)]
 
     monkeypatch.setattr(rsa, "generate_private_key", pooled)
+
+
+def _ensure_first_key() -> None:
+    """Give the empty database its tool key: the pool's first, which no test is handed."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pool = _key_pool()
+    real = rsa.generate_private_key
+    rsa.generate_private_key = lambda *args, **kwargs: pool[0]
+    try:
+        keys.ensure_active_key()
+    finally:
+        rsa.generate_private_key = real
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +136,7 @@ def empty_sqlite_database(tmp_path_factory) -> Path:
     app = _test_app(f"sqlite:///{path}")
     with app.app_context():
         db.create_all()
-        keys.ensure_active_key()
+        _ensure_first_key()
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
@@ -139,7 +158,7 @@ def app(tmp_path, request):
             limiter.reset()  # counts kept in memory by an earlier test must not carry over
         if POSTGRES_URL is not None:
             _empty_postgres_schema()
-            keys.ensure_active_key()
+            _ensure_first_key()
             db.session.commit()
     yield app
     with app.app_context():
