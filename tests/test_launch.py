@@ -371,3 +371,34 @@ def test_simultaneous_first_launches_fetch_the_key_set_once(app, platform):
         thread.join()
     assert statuses == [303] * len(browsers)
     assert platform.jwks_fetches == 1
+
+
+def test_a_returning_launch_reads_its_course_and_link_once_per_process_and_still_sees_a_rename(app, client, platform,
+                                                                                                do_launch):
+    """A member relaunching from a known course and link writes what changed and skips reading what did not."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def reads_of(table: str) -> int:
+        return sum(s.lstrip().startswith("SELECT") and f"FROM {table}" in s for s in statements)
+
+    for _ in range(2):  # the first launch creates; the second reads each row once and remembers it
+        assert do_launch(platform, "member").status_code == 303
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert do_launch(platform, "member").status_code == 303
+        assert reads_of("courses") == 0 and reads_of("resource_links") == 0 and reads_of("accounts") == 0
+        platform.claim_overrides[LTI + "context"] = {"id": platform.context_id, "label": "BARG-102",
+                                                     "title": "Bargaining, renamed"}
+        assert do_launch(platform, "member").status_code == 303
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    with app.app_context():
+        courses = db.session.scalars(sa.select(Course)).all()
+        assert [(c.title, c.label) for c in courses] == [("Bargaining, renamed", "BARG-102")]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ResourceLink)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 4

@@ -44,8 +44,9 @@ class UTCDateTime(TypeDecorator):
 _UPSERTS: dict = {}
 
 
-def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, update: tuple):
-    key = (dialect, model, columns, conflict, update)
+def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, update: tuple,
+                      returning: tuple = ("id",)):
+    key = (dialect, model, columns, conflict, update, returning)
     statement = _UPSERTS.get(key)
     if statement is None:
         if dialect == "postgresql":
@@ -58,7 +59,7 @@ def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, upda
                 index_elements=list(conflict), set_={name: statement.excluded[name] for name in update})
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
-        statement = statement.returning(model.__table__.c.id)
+        statement = statement.returning(*(model.__table__.c[name] for name in returning))
         _UPSERTS[key] = statement
     return statement
 
@@ -86,6 +87,16 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
     if row_id is None:  # it existed (or a concurrent request just committed it): read its id
         row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
     return row_id
+
+
+def upsert_returning(session, model, values: dict, conflict: list[str], update: list[str], returning: tuple[str, ...]):
+    """Insert or update a row as `upsert` does, with columns to update, and return the row's `returning` columns
+    (the row as it is after this statement) without reading it again."""
+    if not update:
+        raise ValueError("upsert_returning updates at least one column: a skipped insert returns no row")
+    dialect = session.get_bind().dialect.name
+    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), tuple(update), returning)
+    return session.execute(statement, values).one()
 
 
 def rowcount(result: sa.Result[Any]) -> int:
