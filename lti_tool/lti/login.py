@@ -80,10 +80,10 @@ def begin_login(params, launch_url: str, public_base_url: str) -> LoginRedirect:
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     storage_target = _param(params, "lti_storage_target", 100)
-    db.session.add(LoginState(
-        state=state, nonce=nonce, platform_id=platform.id, storage_target=storage_target,
-        login_params={k: params.get(k) for k in LOGIN_PARAMS if params.get(k)},
-    ))
+    # One INSERT, not the ORM's unit of work: every launch begins here.
+    db.session.execute(sa.insert(LoginState), {
+        "state": state, "nonce": nonce, "platform_id": platform.id, "storage_target": storage_target,
+        "login_params": {k: params.get(k) for k in LOGIN_PARAMS if params.get(k)}, "created_at": utcnow()})
     auth_params = {
         "scope": "openid",
         "response_type": "id_token",
