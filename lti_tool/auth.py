@@ -3,6 +3,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import abort, g, session
+from sqlalchemy.orm import joinedload
 
 from lti_tool.extensions import db
 from lti_tool.lti.claims import ToolRole
@@ -44,7 +45,8 @@ def _check_launch(launch_id: str) -> tuple[Launch | None, str | None]:
     if launch_id not in browser_launches():
         return None, ("This page belongs to a launch that this browser did not make, or the session ended. Open the "
                       "tool again from your course.")
-    launch = db.session.get(Launch, launch_id)
+    # Nearly every page shows the account and the course: read them with the launch, in one statement.
+    launch = db.session.get(Launch, launch_id, options=[joinedload(Launch.account), joinedload(Launch.course)])
     if launch is None or utcnow() - launch.created_at > LAUNCH_LIFETIME:
         return None, "Your session with the tool has ended. Open the tool again from your course."
     if launch.account_id != session.get(SESSION_ACCOUNT):

@@ -176,3 +176,32 @@ def test_the_catalog_reads_progress_once_for_all_modules_and_shows_each(app, cli
     assert "In progress" in html or "% done" in html
     for table in ("section_visits", "activity_answers", "quiz_attempts", "module_completions"):
         assert sum(f"FROM {table}" in s for s in statements) == 1, (table, len(statements))
+
+
+def test_the_last_section_opened_completes_the_module_and_its_page_says_so(app, client, member_home):
+    """When a section visit is the last step, that very page shows the module complete, and it is recorded once."""
+    import sqlalchemy as sa
+
+    from lti_tool.catalog import current_catalog
+    from lti_tool.extensions import db
+    from lti_tool.models import LedgerEntry, ModuleCompletion
+
+    with app.app_context():
+        module = current_catalog().module(MODULE)
+    token = csrf(text(client.get(member_home + f"modules/{MODULE}/check")))
+    right = [(q.id, str(i)) for q in module.knowledge_check.questions for i, c in enumerate(q.choices) if c.correct]
+    client.post(member_home + f"modules/{MODULE}/check", data=MultiDict([("csrf_token", token)] + right))
+    for activity in module.activities:
+        client.post(member_home + f"modules/{MODULE}/activities/{activity.slug}",
+                    data={"csrf_token": token, **{f.name: "done" for f in activity.fields}})
+    *first, last = module.sections
+    for section in first:
+        assert "· complete" not in text(client.get(member_home + f"modules/{MODULE}/sections/{section.slug}"))
+    page = text(client.get(member_home + f"modules/{MODULE}/sections/{last.slug}"))
+    assert "100% of this module done · complete" in page
+    again = text(client.get(member_home + f"modules/{MODULE}/sections/{last.slug}"))
+    assert "100% of this module done · complete" in again
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ModuleCompletion)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)
+                                 .where(LedgerEntry.module_slug == MODULE)) == 1

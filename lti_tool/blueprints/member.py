@@ -35,9 +35,9 @@ def _person_id() -> int:
     return g.launch.account.person_id
 
 
-def _finish_if_done(module) -> bool:
+def _finish_if_done(module, progress=None) -> bool:
     """Record the module's completion once every rule is met and queue its gradebook scores; True that time."""
-    if progress_service.finish_if_done(g.launch.account_id, module, _course_id()) is None:
+    if progress_service.finish_if_done(g.launch.account_id, module, _course_id(), progress) is None:
         return False
     passback.queue_completion_scores(g.launch, module)
     return True
@@ -89,9 +89,9 @@ def module(launch_id: str, slug: str):
                            group=current_catalog().program.group(module.group))
 
 
-def _render_section(module, current, errors=None, drafts=None, status=200):
+def _render_section(module, current, errors=None, drafts=None, status=200, progress=None):
     index = module.sections.index(current)
-    progress = progress_service.module_progress(g.launch.account_id, module)
+    progress = progress or progress_service.module_progress(g.launch.account_id, module)
     answers = {**progress.answers, **(drafts or {})}
     return render_template(
         "member/section.html", launch=g.launch, module=module, section=current, progress=progress,
@@ -110,8 +110,10 @@ def section(launch_id: str, slug: str, section_slug: str):
     if current is None:
         abort(404, description=f"Module '{module.title}' has no section '{section_slug}'.")
     progress_service.visit_section(g.launch.account_id, module, current.slug)
-    _finish_if_done(module)
-    return _render_section(module, current)
+    progress = progress_service.module_progress(g.launch.account_id, module)
+    if _finish_if_done(module, progress):
+        progress = progress_service.module_progress(g.launch.account_id, module)  # now with its completion
+    return _render_section(module, current, progress=progress)
 
 
 @bp.post("/l/<launch_id>/modules/<slug>/activities/<activity_slug>")

@@ -59,7 +59,8 @@ def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, upda
                 index_elements=list(conflict), set_={name: statement.excluded[name] for name in update})
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
-        statement = statement.returning(*(model.__table__.c[name] for name in returning))
+        if returning:
+            statement = statement.returning(*(model.__table__.c[name] for name in returning))
         _UPSERTS[key] = statement
     return statement
 
@@ -87,6 +88,12 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
     if row_id is None:  # it existed (or a concurrent request just committed it): read its id
         row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
     return row_id
+
+
+def insert_or_ignore(session, model, values: dict, conflict: list[str]) -> None:
+    """Insert a row unless the unique key `conflict` exists (one statement; nothing is read back)."""
+    dialect = session.get_bind().dialect.name
+    session.execute(_upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), (), ()), values)
 
 
 def upsert_returning(session, model, values: dict, conflict: list[str], update: list[str], returning: tuple[str, ...]):

@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from lti_tool.catalog import Activity, Module, Question
 from lti_tool.extensions import db
 from lti_tool.models import ActivityAnswer, ModuleCompletion, QuizAttempt, SectionVisit
-from lti_tool.models.base import upsert, utcnow
+from lti_tool.models.base import insert_or_ignore, upsert, utcnow
 from lti_tool.services.completions import record_module_completion
 
 MAX_ANSWER_LENGTH = 20_000
@@ -97,9 +97,13 @@ def _progress_in(module: Module, visited: frozenset[str], answers: dict[str, dic
                           done_steps=done)
 
 
-def finish_if_done(account_id: int, module: Module, course_id: int | None) -> ModuleCompletion | None:
-    """Record the completion when every rule is met for the first time; return it only from that call."""
-    progress = module_progress(account_id, module)
+def finish_if_done(account_id: int, module: Module, course_id: int | None,
+                   progress: ModuleProgress | None = None) -> ModuleCompletion | None:
+    """Record the completion when every rule is met for the first time; return it only from that call.
+
+    `progress` is the account's progress in the module as read after its last change, when the caller has it.
+    """
+    progress = progress or module_progress(account_id, module)
     if progress.completion is not None or progress.done_steps < progress.total_steps:
         return None
     return record_module_completion(account_id, module, course_id)
@@ -112,9 +116,9 @@ def complete_if_done(account_id: int, module: Module, course_id: int | None) -> 
 
 def visit_section(account_id: int, module: Module, section_slug: str) -> None:
     """Record that the account opened a section (the first visit counts)."""
-    upsert(db.session, SectionVisit, {"account_id": account_id, "module_slug": module.slug,
-                                      "section_slug": section_slug, "visited_at": utcnow()},
-           conflict=["account_id", "module_slug", "section_slug"], update=[])
+    insert_or_ignore(db.session, SectionVisit, {"account_id": account_id, "module_slug": module.slug,
+                                                "section_slug": section_slug, "visited_at": utcnow()},
+                     conflict=["account_id", "module_slug", "section_slug"])
 
 
 def _answers_schema(activity: Activity) -> Schema:
