@@ -70,9 +70,10 @@ def modules_progress(account_id: int, modules: Sequence[Module]) -> dict[str, Mo
                                                                SectionVisit.module_slug.in_(slugs))):
         visited[module_slug].add(section_slug)
     answers: dict[str, dict[str, dict]] = {slug: {} for slug in slugs}
-    for row in db.session.scalars(sa.select(ActivityAnswer).where(ActivityAnswer.account_id == account_id,
-                                                                  ActivityAnswer.module_slug.in_(slugs))):
-        answers[row.module_slug][row.activity_slug] = row.answers
+    for module_slug, activity_slug, given in db.session.execute(
+            sa.select(ActivityAnswer.module_slug, ActivityAnswer.activity_slug, ActivityAnswer.answers)
+            .where(ActivityAnswer.account_id == account_id, ActivityAnswer.module_slug.in_(slugs))):
+        answers[module_slug][activity_slug] = given
     scores = {module_slug: (best, attempts) for module_slug, best, attempts in db.session.execute(
         sa.select(QuizAttempt.module_slug, sa.func.max(QuizAttempt.score), sa.func.count(QuizAttempt.id))
         .where(QuizAttempt.account_id == account_id, QuizAttempt.module_slug.in_(slugs))
