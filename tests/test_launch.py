@@ -373,9 +373,10 @@ def test_simultaneous_first_launches_fetch_the_key_set_once(app, platform):
     assert platform.jwks_fetches == 1
 
 
-def test_a_returning_launch_reads_its_course_and_link_once_per_process_and_still_sees_a_rename(app, client, platform,
-                                                                                                do_launch):
-    """A member relaunching from a known course and link writes what changed and skips reading what did not."""
+def test_a_returning_launch_does_not_read_the_account_again_and_stores_each_change_of_placement(app, client,
+                                                                                                 platform, do_launch):
+    """The account upsert returns the member's person; the link's custom parameters (which place the tool) are
+    stored as the LMS sends them at every launch, also when they change and change back."""
     statements: list[str] = []
     with app.app_context():
         engine = db.engine
@@ -383,22 +384,26 @@ def test_a_returning_launch_reads_its_course_and_link_once_per_process_and_still
     def record(conn, cursor, statement, *args):
         statements.append(statement)
 
-    def reads_of(table: str) -> int:
-        return sum(s.lstrip().startswith("SELECT") and f"FROM {table}" in s for s in statements)
+    def stored_custom():
+        with app.app_context():
+            return db.session.scalars(sa.select(ResourceLink)).one().custom
 
-    for _ in range(2):  # the first launch creates; the second reads each row once and remembers it
-        assert do_launch(platform, "member").status_code == 303
+    assert do_launch(platform, "member").status_code == 303
     sa.event.listen(engine, "before_cursor_execute", record)
     try:
         assert do_launch(platform, "member").status_code == 303
-        assert reads_of("courses") == 0 and reads_of("resource_links") == 0 and reads_of("accounts") == 0
-        platform.claim_overrides[LTI + "context"] = {"id": platform.context_id, "label": "BARG-102",
-                                                     "title": "Bargaining, renamed"}
-        assert do_launch(platform, "member").status_code == 303
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+    assert not [s for s in statements if s.lstrip().startswith("SELECT") and "FROM accounts" in s]
+    first = stored_custom()
+    for custom in ({"module": "esp-bargaining"}, first):  # changed in the LMS, then changed back
+        platform.claim_overrides[LTI + "custom"] = custom
+        assert do_launch(platform, "member").status_code == 303
+        assert stored_custom() == custom
+    platform.claim_overrides[LTI + "context"] = {"id": platform.context_id, "label": "BARG-102",
+                                                 "title": "Bargaining, renamed"}
+    assert do_launch(platform, "member").status_code == 303
     with app.app_context():
         courses = db.session.scalars(sa.select(Course)).all()
         assert [(c.title, c.label) for c in courses] == [("Bargaining, renamed", "BARG-102")]
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(ResourceLink)) == 1
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 4
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 5

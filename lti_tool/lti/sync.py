@@ -1,6 +1,5 @@
 """Keep the members, courses, enrolments and resource links a launch tells us about (upserts)."""
 import sqlalchemy as sa
-from flask import current_app
 
 from lti_tool.extensions import db
 from lti_tool.lti.claims import Claim, MessageType
@@ -16,64 +15,31 @@ def _text(value, limit: int) -> str | None:
     return clean_line(value)[:limit] or None if isinstance(value, str) else None
 
 
-class _KnownRows:
-    """Courses and resource links this app has seen, as their rows were (id and the fields a launch may change):
-    a returning launch in a known course and link reads neither row again. Rows are never deleted while the tool
-    runs, so an id stays good; only rows read from the database (committed) are remembered."""
-
-    LIMIT = 20_000
-
-    def __init__(self):
-        self.courses: dict[tuple[int, str], tuple[int, str | None, str | None]] = {}
-        self.links: dict[tuple[int, str], tuple[int, str | None, dict | None]] = {}
-
-    @classmethod
-    def of_app(cls) -> "_KnownRows":
-        known = current_app.extensions.get("lti_known_rows")
-        if known is None:
-            known = current_app.extensions["lti_known_rows"] = cls()
-        return known
-
-    def remember(self, table: dict, key, value) -> None:
-        if len(table) >= self.LIMIT:
-            table.clear()  # a crude bound: the next launches read their rows again
-        table[key] = value
-
-
 def _sync_course(lms_id: int, context: dict, now) -> int:
     # Every member of a course shares this row: read it, and write only when new or changed, so launches
-    # in one course do not queue behind each other's row lock.
+    # in one course do not queue behind each other's row lock. (Not cached per process: a value another
+    # server wrote, or one changed and changed back, must still be written.)
     title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
-    key = (lms_id, context["id"][:255])
-    known = _KnownRows.of_app()
-    seen = known.courses.get(key)
-    if seen is not None and seen[1:] == (title, label):
-        return seen[0]
-    course = db.session.scalars(sa.select(Course).where(Course.lms_id == key[0], Course.context_id == key[1])).first()
+    course = db.session.scalars(sa.select(Course).where(
+        Course.lms_id == lms_id, Course.context_id == context["id"][:255])).first()
     if course is None:
         return upsert(db.session, Course, {
-            "lms_id": lms_id, "context_id": key[1], "title": title, "label": label, "created_at": now,
+            "lms_id": lms_id, "context_id": context["id"][:255], "title": title, "label": label, "created_at": now,
         }, conflict=["lms_id", "context_id"], update=[])
-    known.remember(known.courses, key, (course.id, course.title, course.label))
     if (course.title, course.label) != (title, label):
         course.title, course.label = title, label
     return course.id
 
 
 def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) -> int:
+    # The link's custom parameters place the tool (module, mode, workshop): always compared with the database.
     title = _text(link.get("title"), 500)
-    key = (course_id, link["id"][:255])
-    known = _KnownRows.of_app()
-    seen = known.links.get(key)
-    if seen is not None and seen[1:] == (title, custom):
-        return seen[0]
     row = db.session.scalars(sa.select(ResourceLink).where(
-        ResourceLink.course_id == course_id, ResourceLink.resource_link_id == key[1])).first()
+        ResourceLink.course_id == course_id, ResourceLink.resource_link_id == link["id"][:255])).first()
     if row is None:
         return upsert(db.session, ResourceLink, {
-            "course_id": course_id, "resource_link_id": key[1], "title": title, "custom": custom,
+            "course_id": course_id, "resource_link_id": link["id"][:255], "title": title, "custom": custom,
             "created_at": now}, conflict=["course_id", "resource_link_id"], update=[])
-    known.remember(known.links, key, (row.id, row.title, row.custom))
     if (row.title, row.custom) != (title, custom):
         row.title, row.custom = title, custom
     return row.id
