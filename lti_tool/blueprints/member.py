@@ -205,7 +205,8 @@ def progress_page(launch_id: str):
                            all_credit_kinds=CREDIT_KIND_NAMES,
                            counted_kinds=lambda group: " and ".join(CREDIT_KIND_NAMES[k] for k in group.counts),
                            certificate=certificate_service.certificate_for(_person_id()),
-                           steps=next_steps_service.next_steps(g.launch.account, g.launch.course_id),
+                           steps=next_steps_service.next_steps(g.launch.account, g.launch.course_id,
+                                                               progress=person_ledger.progress),
                            accounts=g.launch.account.person.accounts)
 
 

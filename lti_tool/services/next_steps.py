@@ -62,16 +62,19 @@ def _next_in_group(group: GroupProgress, progress: Progress, catalog: Catalog,
 
 
 def next_steps(account: Account, course_id: int | None,
-               modules: dict[str, progress_service.ModuleProgress] | None = None) -> NextSteps:
+               modules: dict[str, progress_service.ModuleProgress] | None = None,
+               progress: Progress | None = None) -> NextSteps:
     """Say what the member does next, from their ledger (all their accounts) and this account's module progress.
 
-    `modules` (module progress by slug) may be passed when the caller has it already.
+    `modules` (module progress by slug) and `progress` (the person's certificate progress) may be passed when the
+    caller has them already.
     """
     catalog = current_catalog()
     if modules is None:
         modules = progress_service.modules_progress(account.id, catalog.modules)
-    progress = (ledger.person_progress(account.person_id, catalog) if account.person_id is not None
-                else compute_progress(catalog, []))
+    if progress is None:
+        progress = (ledger.person_progress(account.person_id, catalog) if account.person_id is not None
+                    else compute_progress(catalog, []))
     by_group = {}
     for group in progress.groups:
         step = _next_in_group(group, progress, catalog, modules)
