@@ -205,3 +205,32 @@ def test_the_last_section_opened_completes_the_module_and_its_page_says_so(app, 
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ModuleCompletion)) == 1
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)
                                  .where(LedgerEntry.module_slug == MODULE)) == 1
+
+
+def test_reading_a_section_again_writes_nothing(app, client, member_home):
+    """Only the first visit of a section is written: members reread sections, and a write would queue them on
+    SQLite's one write lock for nothing."""
+    import sqlalchemy as sa
+
+    from lti_tool.extensions import db
+
+    module_html = text(client.get(member_home + f"modules/{MODULE}"))
+    first = re.search(r'href="([^"]+/sections/[^"]+)">Start', module_html).group(1)
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(first).status_code == 200
+        assert "INSERT" in statements  # the first visit is recorded
+        statements.clear()
+        assert client.get(first).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert set(statements) == {"SELECT"}, statements
+    overview = text(client.get(member_home + f"modules/{MODULE}"))
+    assert overview.count('class="visited"') == 1

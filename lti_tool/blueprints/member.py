@@ -109,10 +109,12 @@ def section(launch_id: str, slug: str, section_slug: str):
     current = module.section(section_slug)
     if current is None:
         abort(404, description=f"Module '{module.title}' has no section '{section_slug}'.")
-    progress_service.visit_section(g.launch.account_id, module, current.slug)
     progress = progress_service.module_progress(g.launch.account_id, module)
-    if _finish_if_done(module, progress):
-        progress = progress_service.module_progress(g.launch.account_id, module)  # now with its completion
+    if current.slug not in progress.visited:  # a first visit writes; reading a section again writes nothing
+        progress_service.visit_section(g.launch.account_id, module, current.slug)
+        progress = progress_service.module_progress(g.launch.account_id, module)
+        if _finish_if_done(module, progress):
+            progress = progress_service.module_progress(g.launch.account_id, module)  # now with its completion
     return _render_section(module, current, progress=progress)
 
 
