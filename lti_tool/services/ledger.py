@@ -142,11 +142,14 @@ def credit_kinds(entries: list[LedgerEntry]) -> dict[int, str]:
     return {e.id: sources[e.reverses_entry_id] if e.reverses_entry_id else e.source for e in entries}
 
 
+#: The entry a reversal cancels. Made once: an alias built per query copies every column of the table.
+_REVERSED_ENTRY = sa.orm.aliased(LedgerEntry, name="reversed_entry")
+
+
 def with_kind_of_credit(select: sa.Select) -> tuple[sa.Select, sa.ColumnElement[str]]:
     """Join a ledger query to the entries its reversals cancel; return it and the entry's kind of credit."""
-    reversed_entry = sa.orm.aliased(LedgerEntry)
-    joined = select.outerjoin(reversed_entry, reversed_entry.id == LedgerEntry.reverses_entry_id)
-    return joined, sa.func.coalesce(reversed_entry.source, LedgerEntry.source)
+    joined = select.outerjoin(_REVERSED_ENTRY, _REVERSED_ENTRY.id == LedgerEntry.reverses_entry_id)
+    return joined, sa.func.coalesce(_REVERSED_ENTRY.source, LedgerEntry.source)
 
 
 def entries_for_person(person_id: int) -> list[LedgerEntry]:
