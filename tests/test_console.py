@@ -509,6 +509,8 @@ def test_console_pages_pass_axe_and_work_by_keyboard(app, platform, do_launch, l
     page.keyboard.press("Enter")
     page.wait_for_selector("#check-result")
     assert "no problems found" in page.locator("#check-heading").inner_text()
+    # console.js (deferred) moves the focus to the result, maybe after the element appears: wait for it.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'check-result'")
     assert page.evaluate("document.activeElement.id") == "check-result"
     assert violations(page) == [], "platforms with a check result"
 
