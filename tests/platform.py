@@ -405,14 +405,17 @@ class PlatformEmulator:
         """The platform storage frame: data kept per sender origin, answers sent to that origin only."""
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Storage</title></head><body>
 <script>
-  var store = {}; window.putCount = 0; window.getCount = 0;
+  // Counts are of distinct requests: a tool may send a message again (same message_id) until it is answered.
+  var store = {}, seen = {}; window.putCount = 0; window.getCount = 0;
   window.addEventListener("message", function (event) {
     var m = event.data || {}, reply = { message_id: m.message_id }, key = event.origin + " " + m.key;
+    var first = !seen[m.message_id]; seen[m.message_id] = true;
     if (m.subject === "lti.put_data") {
-      store[key] = m.value; window.putCount++; reply.subject = "lti.put_data.response"; reply.key = m.key; """ \
-            """reply.value = m.value;
+      store[key] = m.value; if (first) window.putCount++; reply.subject = "lti.put_data.response"; """ \
+            """reply.key = m.key; reply.value = m.value;
     } else if (m.subject === "lti.get_data") {
-      window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; reply.value = store[key];
+      if (first) window.getCount++; reply.subject = "lti.get_data.response"; reply.key = m.key; """ \
+            """reply.value = store[key];
     } else { return; }
     event.source.postMessage(reply, event.origin);
   });

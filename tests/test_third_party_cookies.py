@@ -20,8 +20,12 @@ REGISTRATION_HEADING = "Register for the Bargaining Certificate"
 @pytest.fixture
 def chromium(playwright_driver):
     """Open pages in real headless Chromium with third-party cookies blocked; yield a page opener."""
-    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM,
-                                                args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"])
+    # One renderer process for the course page and the tool's frame: under load, Playwright sometimes loses track
+    # of a cross-site frame that moves to a process of its own mid-navigation, and then waits forever on its
+    # content. Cookies, storage and postMessage follow the sites, not the processes, so what is tested is the same.
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=[
+        *CHROMIUM_ARGS, "--test-third-party-cookie-phaseout", "--disable-site-isolation-trials",
+        "--disable-features=IsolateOrigins,site-per-process"])
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(30000)  # generous: a loaded CI machine is slow, a broken page still fails

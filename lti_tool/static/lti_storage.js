@@ -2,10 +2,12 @@
    tool's cookie inside the LMS frame. Messages go only to the platform's storage frame, with the origin of the
    platform's authorization endpoint as target origin (never "*"), and only answers from that frame and that
    origin are read. Canvas's mobile apps pass lti_storage_target but never answer: every call has a timeout and
-   the caller falls back. */
+   the caller falls back. A message sent before the platform's storage frame has loaded is lost, so each one is
+   sent again every RESEND_MS until an answer or the timeout (put and get are idempotent). */
 (function (global) {
   "use strict";
-  var TIMEOUT_MS = 1500;
+  var TIMEOUT_MS = 2500;
+  var RESEND_MS = 500;
 
   function storageFrame(storageTarget) {
     var parent = global.opener || global.parent;
@@ -21,17 +23,19 @@
       if (!frame) { reject(new Error("no platform storage frame")); return; }
       var id = "m" + Math.random().toString(36).slice(2);
       message.message_id = id;
-      var timer = setTimeout(function () { global.removeEventListener("message", onMessage); reject(new Error("timeout")); }, TIMEOUT_MS);
+      function send() { frame.postMessage(message, origin); }
+      var resend = setInterval(send, RESEND_MS);
+      var timer = setTimeout(function () { stop(); reject(new Error("timeout")); }, TIMEOUT_MS);
+      function stop() { clearTimeout(timer); clearInterval(resend); global.removeEventListener("message", onMessage); }
       function onMessage(event) {
         if (event.origin !== origin || event.source !== frame) return;  // only the platform's own answer counts
         var data = event.data;
         if (!data || typeof data !== "object" || data.message_id !== id) return;
-        clearTimeout(timer);
-        global.removeEventListener("message", onMessage);
+        stop();
         if (data.error) reject(new Error(data.error.code || "error")); else resolve(data);
       }
       global.addEventListener("message", onMessage);
-      frame.postMessage(message, origin);
+      send();
     });
   }
 
