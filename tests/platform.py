@@ -79,6 +79,8 @@ class PlatformEmulator:
     registrations: list = field(default_factory=list)
     #: Claims merged into (or, with value None, removed from) the next id_tokens.
     claim_overrides: dict = field(default_factory=dict)
+    #: Seconds the course page's storage frame takes to arrive (a slow LMS, or a slow phone).
+    storage_frame_delay: float = 0.0
     message_type: str = "LtiResourceLinkRequest"
     resource_link_id: str = "resource-link-1"
     registration_token: str = "reg-token-1"
@@ -403,6 +405,7 @@ class PlatformEmulator:
 
     def _storage_frame(self, request):
         """The platform storage frame: data kept per sender origin, answers sent to that origin only."""
+        time.sleep(self.storage_frame_delay)
         body = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Storage</title></head><body>
 <script>
   // Counts are of distinct requests: a tool may send a message again (same message_id) until it is answered.

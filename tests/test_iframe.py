@@ -38,6 +38,19 @@ def test_framed_launch_without_cookies_uses_platform_storage_then_a_new_window(a
     assert window.get_by_role("heading", level=1).inner_text() == "Register for the Bargaining Certificate"
 
 
+def test_messages_sent_before_the_platforms_storage_frame_has_loaded_are_sent_again(app, live_server,
+                                                                                   make_platform, browser_page):
+    """The tool's first message can leave before the LMS's storage frame exists; it is sent again until answered."""
+    lms = make_platform()
+    lms.storage_frame_delay = 1.2  # the tool's login page is ready well before the storage frame arrives
+    page = browser_page
+    page.goto(_course_page(app, lms, live_server, lti_storage_target="post_message_forwarding"))
+    frame = page.frame_locator("iframe[name=tool]")
+    frame.get_by_role("heading", name="Open Bargaining Certificate in a new window").wait_for()
+    storage = page.frame(name="post_message_forwarding")
+    assert storage.evaluate("window.putCount") == 1 and storage.evaluate("window.getCount") == 1
+
+
 def test_the_tool_sends_its_storage_messages_to_the_platforms_origin_only(app, live_server, make_platform,
                                                                           browser_page):
     lms = make_platform()
