@@ -13,3 +13,8 @@ def first_sentence(text: str) -> str:
     text = " ".join(str(text).split())
     ends = [i for i in (text.find(end) for end in (". ", "? ", "! ")) if i > 0]
     return text[:min(ends) + 1] if ends else text
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """Return "1 member" or "3 members" (`many` for irregular plurals)."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"

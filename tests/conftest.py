@@ -1,5 +1,6 @@
 """Fixtures: a fresh app and database per test (SQLite, or PostgreSQL with TEST_DATABASE_URL), the LMS
 emulator, and a helper that drives a whole launch through the real endpoints."""
+import contextlib
 import html
 import os
 import re
@@ -391,3 +392,20 @@ def make_account(app):
             return account.id, person_id
 
     return factory
+
+
+@contextlib.contextmanager
+def recorded_sql(app):
+    """Record the SQL statements the app runs inside the block (a list of statement texts)."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)

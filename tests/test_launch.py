@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from lti_tool.extensions import db
 from lti_tool.models import Account, Course, Enrolment, Launch, LoginState, ResourceLink
-from tests.conftest import register
+from tests.conftest import recorded_sql, register
 from tests.platform import LTI, MEMBERSHIP, KeyPair, login_params, state_and_nonce
 
 
@@ -377,23 +377,13 @@ def test_a_returning_launch_does_not_read_the_account_again_and_stores_each_chan
                                                                                                  platform, do_launch):
     """The account upsert returns the member's person; the link's custom parameters (which place the tool) are
     stored as the LMS sends them at every launch, also when they change and change back."""
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
     def stored_custom():
         with app.app_context():
             return db.session.scalars(sa.select(ResourceLink)).one().custom
 
     assert do_launch(platform, "member").status_code == 303
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_sql(app) as statements:
         assert do_launch(platform, "member").status_code == 303
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
     assert not [s for s in statements if s.lstrip().startswith("SELECT") and "FROM accounts" in s]
     first = stored_custom()
     for custom in ({"module": "esp-bargaining"}, first):  # changed in the LMS, then changed back

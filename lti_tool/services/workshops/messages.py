@@ -1,11 +1,7 @@
 """What the workshop pages say to instructors and members, in one place so the wording stays consistent and
 is reviewed together (the services and views raise or show these; none of them decides anything)."""
 
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """Return "1 member" or "3 members" (`many` for irregular plurals)."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
-
+from lti_tool.wording import plural
 
 # -- the gradebook -----------------------------------------------------------------------------------------------
 
