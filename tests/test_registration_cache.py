@@ -106,8 +106,25 @@ def test_a_change_not_yet_saved_is_what_the_same_request_reads(app, platform, do
 
     with app.test_request_context():
         found = find_platform(platform.issuer, platform.client_id)
-        found.auth_login_url = platform.authorize_url + "?changed=1"
+        row = db.session.get(Platform, found.id)
+        row.auth_login_url = platform.authorize_url + "?changed=1"
         assert find_platform(platform.issuer, platform.client_id).auth_login_url.endswith("?changed=1")
-        db.session.delete(find_deployment(found, platform.deployment_id))
+        db.session.delete(db.session.get(Deployment, find_deployment(found, platform.deployment_id).id))
         assert find_deployment(found, platform.deployment_id) is None
         db.session.rollback()
+
+
+def test_the_cached_registration_cannot_be_changed_in_place(app, platform, do_launch):
+    # Every thread of the process shares the cached record: a change must go through the Platform model (which
+    # raises the registration version), never into the record another request is reading.
+    import dataclasses
+
+    _warm(do_launch, platform, app.test_client())
+    from lti_tool.lti.tool_config import find_platform
+
+    with app.test_request_context():
+        found = find_platform(platform.issuer, platform.client_id)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            found.auth_login_url = "https://elsewhere.example/auth"
+    with app.test_request_context():
+        assert find_platform(platform.issuer, platform.client_id).auth_login_url == platform.authorize_url

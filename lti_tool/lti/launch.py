@@ -37,12 +37,14 @@ from lti_tool.lti.login import (
 from lti_tool.lti.platform_keys import public_key_for
 from lti_tool.lti.tool_config import (
     DatabaseToolConf,
+    DeploymentRecord,
+    PlatformRecord,
     ToolRegistration,
     find_deployment,
     find_platform,
     refuse_if_disabled,
 )
-from lti_tool.models import Deployment, Launch, LoginState, Platform
+from lti_tool.models import Launch, LoginState
 from lti_tool.models.base import rowcount, utcnow
 from lti_tool.text import clean_json, clean_line, has_control_characters
 
@@ -94,9 +96,11 @@ class ToolMessageLaunch(MessageLaunch):
         super().__init__(request, DatabaseToolConf(), session_service=_StoredLaunches(),
                          cookie_service=FlaskCookieService(request))
         self._request_cookies = cookies
-        self.platform: Platform | None = None
-        self.login: LoginState | None = None
-        self.deployment: Deployment | None = None
+        self.platform: PlatformRecord | None = None
+        #: The login's row as read (its columns, not an ORM object: the launch only reads it, then consumes it
+        #: with one UPDATE).
+        self.login: sa.Row | None = None
+        self.deployment: DeploymentRecord | None = None
         #: The launch POST came from the platform's site without the cookie: the tool may post it once more itself.
         self.may_resubmit = False
 
@@ -324,7 +328,8 @@ class ToolMessageLaunch(MessageLaunch):
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
                        "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
-        self.login = db.session.get(LoginState, state) if len(state) <= 64 and state.isprintable() else None
+        self.login = (db.session.execute(_LOGIN_BY_STATE, {"state": state}).first()
+                      if len(state) <= 64 and state.isprintable() else None)
         if self.login is None or self.login.platform_id != self.platform.id:
             self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
                        "Relaunch the tool from the course.", 401)
@@ -394,6 +399,8 @@ class ToolMessageLaunch(MessageLaunch):
         """Return the validated claims."""
         return cast(dict, self._jwt["body"])  # pylti1p3 types it as its TypedDict; it is the plain JSON object
 
+
+_LOGIN_BY_STATE = sa.select(LoginState.__table__).where(LoginState.state == sa.bindparam("state"))
 
 NUMBER, STRING, LIST, OBJECT = "number", "string", "list", "object"
 #: The claims the tool reads, and their JSON types. Missing ones are checked where they are required.
@@ -544,7 +551,7 @@ def _no_state_cookie(launch: ToolMessageLaunch) -> LaunchError:
                        status=401, platform=launch.platform.issuer, retry_url=_new_window_login_url(launch.login))
 
 
-def _new_window_login_url(login: LoginState) -> str:
+def _new_window_login_url(login: sa.Row) -> str:
     return url_for("lti.login", **(login.login_params or {}))
 
 

@@ -11,7 +11,7 @@ from flask import current_app
 
 from lti_tool.extensions import db
 from lti_tool.lti.errors import LaunchError
-from lti_tool.lti.tool_config import find_deployment, find_platform, refuse_if_disabled
+from lti_tool.lti.tool_config import PlatformRecord, find_deployment, find_platform, refuse_if_disabled
 from lti_tool.models import LoginState, Platform
 from lti_tool.models.base import rowcount, utcnow
 
@@ -151,7 +151,7 @@ def _unknown_platform_message(issuer: str, client_id: str | None) -> str:
             "or LTI Dynamic Registration.")
 
 
-def unknown_deployment_message(platform: Platform, deployment_id: str) -> str:
+def unknown_deployment_message(platform: PlatformRecord, deployment_id: str) -> str:
     """Explain an unknown deployment id and how to add it."""
     return (f"Deployment {deployment_id} is not registered for {platform.name} (issuer {platform.issuer}, "
             f"client id {platform.client_id}): add it with `flask --app lti_tool deployment add --issuer "

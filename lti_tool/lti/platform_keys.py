@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
@@ -14,6 +15,9 @@ from lti_tool.lti import http
 from lti_tool.lti.errors import LaunchError
 from lti_tool.models import Platform
 from lti_tool.models.base import utcnow
+
+if TYPE_CHECKING:
+    from lti_tool.lti.tool_config import PlatformRecord
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ def _wait_while_in_flight(platform_id: int, kid: str) -> dict | None:
         time.sleep(0.05)
 
 
-def _refresh_key_set(platform: Platform, kid: str) -> dict | None:
+def _refresh_key_set(platform: "PlatformRecord", kid: str) -> dict | None:
     """Get a key set that may know `kid`: from another worker's fetch, or by fetching it (one worker at a time)."""
     if not platform.key_set_url:
         return None  # only a stored key set: nothing to fetch
@@ -129,7 +133,7 @@ def _refresh_key_set(platform: Platform, kid: str) -> dict | None:
     return key_set
 
 
-def public_key_for(platform: Platform, kid: str):
+def public_key_for(platform: "PlatformRecord", kid: str):
     """Return the platform's public key with this `kid`, fetching the key set when it is not known yet."""
     jwk = _find_jwk(platform.key_set, kid)
     if jwk is None and platform.key_set_url:

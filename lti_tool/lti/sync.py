@@ -15,33 +15,42 @@ def _text(value, limit: int) -> str | None:
     return clean_line(value)[:limit] or None if isinstance(value, str) else None
 
 
+_COURSE = sa.select(Course.id, Course.title, Course.label).where(
+    Course.lms_id == sa.bindparam("lms_id"), Course.context_id == sa.bindparam("context_id"))
+_RESOURCE_LINK = sa.select(ResourceLink.id, ResourceLink.title, ResourceLink.custom).where(
+    ResourceLink.course_id == sa.bindparam("course_id"), ResourceLink.resource_link_id == sa.bindparam("link_id"))
+
+
 def _sync_course(lms_id: int, context: dict, now) -> int:
     # Every member of a course shares this row: read it, and write only when new or changed, so launches
     # in one course do not queue behind each other's row lock. (Not cached per process: a value another
-    # server wrote, or one changed and changed back, must still be written.)
+    # server wrote, or one changed and changed back, must still be written.) Core statements: the launch
+    # needs the id only, not an ORM object.
     title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
-    course = db.session.scalars(sa.select(Course).where(
-        Course.lms_id == lms_id, Course.context_id == context["id"][:255])).first()
+    context_id = context["id"][:255]
+    course = db.session.execute(_COURSE, {"lms_id": lms_id, "context_id": context_id}).first()
     if course is None:
         return upsert(db.session, Course, {
-            "lms_id": lms_id, "context_id": context["id"][:255], "title": title, "label": label, "created_at": now,
+            "lms_id": lms_id, "context_id": context_id, "title": title, "label": label, "created_at": now,
         }, conflict=["lms_id", "context_id"], update=[])
     if (course.title, course.label) != (title, label):
-        course.title, course.label = title, label
+        db.session.execute(sa.update(Course).where(Course.id == course.id).values(title=title, label=label)
+                           .execution_options(synchronize_session=False))
     return course.id
 
 
 def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) -> int:
     # The link's custom parameters place the tool (module, mode, workshop): always compared with the database.
     title = _text(link.get("title"), 500)
-    row = db.session.scalars(sa.select(ResourceLink).where(
-        ResourceLink.course_id == course_id, ResourceLink.resource_link_id == link["id"][:255])).first()
+    link_id = link["id"][:255]
+    row = db.session.execute(_RESOURCE_LINK, {"course_id": course_id, "link_id": link_id}).first()
     if row is None:
         return upsert(db.session, ResourceLink, {
-            "course_id": course_id, "resource_link_id": link["id"][:255], "title": title, "custom": custom,
+            "course_id": course_id, "resource_link_id": link_id, "title": title, "custom": custom,
             "created_at": now}, conflict=["course_id", "resource_link_id"], update=[])
     if (row.title, row.custom) != (title, custom):
-        row.title, row.custom = title, custom
+        db.session.execute(sa.update(ResourceLink).where(ResourceLink.id == row.id).values(title=title, custom=custom)
+                           .execution_options(synchronize_session=False))
     return row.id
 
 

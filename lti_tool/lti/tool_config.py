@@ -1,7 +1,8 @@
 """pylti1p3's view of the platforms: a ToolConfAbstract that reads registrations from the database.
 
 Registrations are read on every login and launch and change rarely, so each app keeps the ones it has read,
-under the number in `registration_version` it read with them. Every flush that adds, changes or removes a
+as read-only records (not ORM rows: building and attaching a row per request cost more than the query it
+saved), under the number in `registration_version` it read with them. Every flush that adds, changes or removes a
 platform or deployment raises that number in its own transaction (as do the key-set updates in
 platform_keys.py), so once it commits every process, on every server, reads the registrations afresh: one
 statement per request instead of one per look-up.
@@ -9,6 +10,8 @@ statement per request instead of one per look-up.
 import copy
 import itertools
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -16,8 +19,7 @@ from flask import current_app, g, has_app_context
 from pylti1p3.deployment import Deployment as Pylti1p3Deployment
 from pylti1p3.registration import Registration, TKeySet
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys
@@ -25,10 +27,56 @@ from lti_tool.lti.errors import LaunchError
 from lti_tool.models import Deployment, Platform, RegistrationVersion
 
 
+@dataclass(frozen=True, slots=True)
+class PlatformRecord:
+    """A platform registration as the login and launch read it: its columns, read-only.
+
+    Shared by every thread of the process, so nothing may change it or its key sets (changes go through the
+    Platform model, which raises the registration version).
+    """
+
+    id: int
+    lms_id: int
+    name: str
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    auth_audience: str | None
+    key_set_url: str | None
+    key_set: dict[str, Any] | None
+    cached_key_set: dict[str, Any] | None
+    accept_new_deployments: bool
+    registered_by: str
+    product: str | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+    @classmethod
+    def of(cls, row: Platform) -> "PlatformRecord":
+        values = {name: getattr(row, name) for name in cls.__dataclass_fields__}
+        # Its own copy of the key sets: the row's JSON values belong to the session that read it.
+        return cls(**{**values, "key_set": copy.deepcopy(row.key_set),
+                      "cached_key_set": copy.deepcopy(row.cached_key_set)})
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A deployment as the login and launch read it."""
+
+    id: int
+    platform_id: int
+    deployment_id: str
+
+    @classmethod
+    def of(cls, row: Deployment) -> "DeploymentRecord":
+        return cls(id=row.id, platform_id=row.platform_id, deployment_id=row.deployment_id)
+
+
 class ToolRegistration(Registration):
     """A pylti1p3 Registration that signs with the tool's active key and names it by our `kid`."""
 
-    def __init__(self, platform: Platform):
+    def __init__(self, platform: Platform | PlatformRecord):
         self.platform = platform
         self.set_issuer(platform.issuer).set_client_id(platform.client_id)
         self.set_auth_login_url(platform.auth_login_url).set_auth_token_url(platform.auth_token_url)
@@ -100,32 +148,19 @@ def _registrations() -> dict | None:
     return held[1]
 
 
-def _values(row) -> dict[str, Any]:
-    return {c.key: copy.deepcopy(getattr(row, c.key)) for c in sa.inspect(type(row)).column_attrs}
-
-
-def _attached(model, values: dict[str, Any]):
-    """A row of this session built from cached column values, without a query (its own copy of JSON values)."""
-    existing = db.session.identity_map.get(identity_key(model, values["id"]))
-    if existing is not None:
-        return existing  # already in this session, maybe changed: never overwrite it with the cached values
-    row = model(**copy.deepcopy(values))
-    make_transient_to_detached(row)
-    return db.session.merge(row, load=False)
-
-
-def _cached(key: tuple, model, load):
+def _cached(key: tuple, load, record):
     # Only registrations found are kept: unknown issuers and ids in forged requests must not fill the cache.
     cache = _registrations()
     if cache is not None and key in cache:
-        return _attached(model, cache[key])
+        return cache[key]
     row = load()
-    if cache is not None and row is not None:
-        cache[key] = _values(row)
-    return row
+    found = None if row is None else record(row)
+    if cache is not None and found is not None:
+        cache[key] = found
+    return found
 
 
-def find_platform(issuer: str, client_id: str | None) -> Platform | None:
+def find_platform(issuer: str, client_id: str | None) -> PlatformRecord | None:
     """Find a registration by issuer and client id; without a client id, only an issuer's single one."""
     def load() -> Platform | None:
         query = sa.select(Platform).where(Platform.issuer == issuer)
@@ -134,10 +169,10 @@ def find_platform(issuer: str, client_id: str | None) -> Platform | None:
         found = list(db.session.scalars(query.limit(2)))
         return found[0] if len(found) == 1 else None
 
-    return _cached(("platform", issuer, client_id or None), Platform, load)
+    return _cached(("platform", issuer, client_id or None), load, PlatformRecord.of)
 
 
-def refuse_if_disabled(platform: Platform) -> None:
+def refuse_if_disabled(platform: Platform | PlatformRecord) -> None:
     """Refuse a login or launch through a registration an admin disabled, saying so and how to undo it."""
     if platform.disabled_at is None:
         return
@@ -149,7 +184,7 @@ def refuse_if_disabled(platform: Platform) -> None:
                       status=403, platform=platform.issuer, client_id=platform.client_id)
 
 
-def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None:
+def find_deployment(platform: PlatformRecord, deployment_id: str) -> DeploymentRecord | None:
     """Find one of a platform's deployments by its id."""
     def load() -> Deployment | None:
         return db.session.scalars(
@@ -157,7 +192,7 @@ def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None
                                         Deployment.deployment_id == deployment_id)
         ).first()
 
-    return _cached(("deployment", platform.id, deployment_id), Deployment, load)
+    return _cached(("deployment", platform.id, deployment_id), load, DeploymentRecord.of)
 
 
 class DatabaseToolConf(ToolConfAbstract):
