@@ -328,7 +328,7 @@ class ToolMessageLaunch(MessageLaunch):
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
                        "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
-        self.login = (db.session.execute(_LOGIN_BY_STATE, {"state": state}).first()
+        self.login = (db.session.connection().execute(_LOGIN_BY_STATE, {"state": state}).first()
                       if len(state) <= 64 and state.isprintable() else None)
         if self.login is None or self.login.platform_id != self.platform.id:
             self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
@@ -384,13 +384,8 @@ class ToolMessageLaunch(MessageLaunch):
         """Mark the state and nonce used, atomically: a second use of this id_token is refused."""
         if self.login is None:
             raise RuntimeError("the launch is validated (its login found) before its login is consumed")
-        result = db.session.execute(
-            sa.update(LoginState)
-            .where(LoginState.state == self.login.state, LoginState.used_at.is_(None))
-            .values(used_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(result) != 1:
+        result = db.session.connection().execute(_CONSUME_LOGIN, {"b_state": self.login.state, "now": utcnow()})
+        if result.rowcount != 1:
             self._fail("replayed", "This launch link was already used. Each launch works once: relaunch the tool "
                        "from the course.", 401)
 
@@ -400,7 +395,11 @@ class ToolMessageLaunch(MessageLaunch):
         return cast(dict, self._jwt["body"])  # pylti1p3 types it as its TypedDict; it is the plain JSON object
 
 
+# Built once, run on the session's connection: the launch's hot statements need no ORM.
 _LOGIN_BY_STATE = sa.select(LoginState.__table__).where(LoginState.state == sa.bindparam("state"))
+_CONSUME_LOGIN = (sa.update(LoginState)
+                  .where(LoginState.state == sa.bindparam("b_state"), LoginState.used_at.is_(None))
+                  .values(used_at=sa.bindparam("now")))
 
 NUMBER, STRING, LIST, OBJECT = "number", "string", "list", "object"
 #: The claims the tool reads, and their JSON types. Missing ones are checked where they are required.

@@ -40,6 +40,9 @@ class LoginRedirect:
     carried_params: dict
 
 
+_INSERT_LOGIN = sa.insert(LoginState)
+
+
 def _param(params, name: str, max_len: int = 2048) -> str | None:
     value = params.get(name)
     if value is None or value == "":
@@ -81,7 +84,7 @@ def begin_login(params, launch_url: str, public_base_url: str) -> LoginRedirect:
     nonce = secrets.token_urlsafe(32)
     storage_target = _param(params, "lti_storage_target", 100)
     # One INSERT, not the ORM's unit of work: every launch begins here.
-    db.session.execute(sa.insert(LoginState), {
+    db.session.connection().execute(_INSERT_LOGIN, {
         "state": state, "nonce": nonce, "platform_id": platform.id, "storage_target": storage_target,
         "login_params": {k: params.get(k) for k in LOGIN_PARAMS if params.get(k)}, "created_at": utcnow()})
     auth_params = {

@@ -15,6 +15,8 @@ def _text(value, limit: int) -> str | None:
     return clean_line(value)[:limit] or None if isinstance(value, str) else None
 
 
+# Built once, run on the session's connection (the launch needs no ORM objects for these).
+_INSERT_LAUNCH = sa.insert(Launch)
 _COURSE = sa.select(Course.id, Course.title, Course.label).where(
     Course.lms_id == sa.bindparam("lms_id"), Course.context_id == sa.bindparam("context_id"))
 _RESOURCE_LINK = sa.select(ResourceLink.id, ResourceLink.title, ResourceLink.custom).where(
@@ -28,7 +30,7 @@ def _sync_course(lms_id: int, context: dict, now) -> int:
     # needs the id only, not an ORM object.
     title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
     context_id = context["id"][:255]
-    course = db.session.execute(_COURSE, {"lms_id": lms_id, "context_id": context_id}).first()
+    course = db.session.connection().execute(_COURSE, {"lms_id": lms_id, "context_id": context_id}).first()
     if course is None:
         return upsert(db.session, Course, {
             "lms_id": lms_id, "context_id": context_id, "title": title, "label": label, "created_at": now,
@@ -43,7 +45,7 @@ def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) ->
     # The link's custom parameters place the tool (module, mode, workshop): always compared with the database.
     title = _text(link.get("title"), 500)
     link_id = link["id"][:255]
-    row = db.session.execute(_RESOURCE_LINK, {"course_id": course_id, "link_id": link_id}).first()
+    row = db.session.connection().execute(_RESOURCE_LINK, {"course_id": course_id, "link_id": link_id}).first()
     if row is None:
         return upsert(db.session, ResourceLink, {
             "course_id": course_id, "resource_link_id": link_id, "title": title, "custom": custom,
@@ -103,5 +105,5 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
               "claims": dump_claims(claims), "created_at": now}
     # One INSERT rather than the ORM's unit of work (a launch is the busiest write); the caller reads the row's
     # columns from the object returned, which is not attached to the session.
-    session.execute(sa.insert(Launch), values)
+    session.connection().execute(_INSERT_LAUNCH, values)
     return Launch(**values)

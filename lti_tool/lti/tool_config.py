@@ -106,6 +106,7 @@ class ToolRegistration(Registration):
 
 _CHANGED = "registrations_changed"
 _CACHE_LOCK = threading.Lock()
+_VERSION = sa.select(RegistrationVersion.version).where(RegistrationVersion.id == 1)
 BUMP = (sa.update(RegistrationVersion).where(RegistrationVersion.id == 1)
         .values(version=RegistrationVersion.version + 1))
 
@@ -136,7 +137,8 @@ def _registrations() -> dict | None:
         return None  # changes not yet flushed: the query (and its autoflush) sees them, the cache would not
     if "_registrations" in g:
         return g._registrations  # one version read per request
-    version = db.session.scalar(sa.select(RegistrationVersion.version).where(RegistrationVersion.id == 1))
+    # On the session's connection (its transaction), without the ORM's execution layer: nothing is pending.
+    version = session.connection().execute(_VERSION).scalar()
     if version is None:
         return None
     with _CACHE_LOCK:
