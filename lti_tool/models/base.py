@@ -65,11 +65,21 @@ def _upsert_statement(dialect: str, model, columns: tuple, conflict: tuple, upda
     return statement
 
 
+def _connection(session) -> sa.Connection:
+    """The session's connection, after flushing what the session holds (as its autoflush would).
+
+    The statements below are built once and are Core only: run through the ORM's execution layer they cost
+    several times what the database does for them.
+    """
+    session.flush()
+    return session.connection()
+
+
 def insert_once(session, model, values: dict, conflict: list[str]) -> tuple[int, bool]:
     """Insert a row unless the unique key `conflict` exists; return the row's id and whether this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), ())
-    row_id = session.execute(statement, values).scalar_one_or_none()
+    connection = _connection(session)
+    statement = _upsert_statement(connection.dialect.name, model, tuple(sorted(values)), tuple(conflict), ())
+    row_id = connection.execute(statement, values).scalar_one_or_none()
     if row_id is not None:
         return row_id, True
     return session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one(), False
@@ -82,9 +92,10 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
     to update the existing row is left untouched and unlocked (no UPDATE at all: the append-only ledger relies
     on this). Statements are built once per shape: building them costs more than running them.
     """
-    dialect = session.get_bind().dialect.name
-    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), tuple(update))
-    row_id = session.execute(statement, values).scalar_one_or_none()
+    connection = _connection(session)
+    statement = _upsert_statement(connection.dialect.name, model, tuple(sorted(values)), tuple(conflict),
+                                  tuple(update))
+    row_id = connection.execute(statement, values).scalar_one_or_none()
     if row_id is None:  # it existed (or a concurrent request just committed it): read its id
         row_id = session.execute(sa.select(model.id).filter_by(**{c: values[c] for c in conflict})).scalar_one()
     return row_id
@@ -92,8 +103,9 @@ def upsert(session, model, values: dict, conflict: list[str], update: list[str])
 
 def insert_or_ignore(session, model, values: dict, conflict: list[str]) -> None:
     """Insert a row unless the unique key `conflict` exists (one statement; nothing is read back)."""
-    dialect = session.get_bind().dialect.name
-    session.execute(_upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), (), ()), values)
+    connection = _connection(session)
+    connection.execute(_upsert_statement(connection.dialect.name, model, tuple(sorted(values)), tuple(conflict),
+                                         (), ()), values)
 
 
 def upsert_returning(session, model, values: dict, conflict: list[str], update: list[str], returning: tuple[str, ...]):
@@ -101,9 +113,10 @@ def upsert_returning(session, model, values: dict, conflict: list[str], update: 
     (the row as it is after this statement) without reading it again."""
     if not update:
         raise ValueError("upsert_returning updates at least one column: a skipped insert returns no row")
-    dialect = session.get_bind().dialect.name
-    statement = _upsert_statement(dialect, model, tuple(sorted(values)), tuple(conflict), tuple(update), returning)
-    return session.execute(statement, values).one()
+    connection = _connection(session)
+    statement = _upsert_statement(connection.dialect.name, model, tuple(sorted(values)), tuple(conflict),
+                                  tuple(update), returning)
+    return connection.execute(statement, values).one()
 
 
 def rowcount(result: sa.Result[Any]) -> int:
