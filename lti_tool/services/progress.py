@@ -61,25 +61,33 @@ def module_progress(account_id: int, module: Module) -> ModuleProgress:
     return modules_progress(account_id, [module])[module.slug]
 
 
+_ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
+_SLUGS: sa.BindParameter[list[str]] = sa.bindparam("slugs", expanding=True)
+# Built once: building these costs more than running them. Only the completions are ORM objects (callers keep them).
+_VISITS = sa.select(SectionVisit.module_slug, SectionVisit.section_slug).where(
+    SectionVisit.account_id == _ACCOUNT, SectionVisit.module_slug.in_(_SLUGS))
+_ANSWERS = sa.select(ActivityAnswer.module_slug, ActivityAnswer.activity_slug, ActivityAnswer.answers).where(
+    ActivityAnswer.account_id == _ACCOUNT, ActivityAnswer.module_slug.in_(_SLUGS))
+_SCORES = (sa.select(QuizAttempt.module_slug, sa.func.max(QuizAttempt.score), sa.func.count(QuizAttempt.id))
+           .where(QuizAttempt.account_id == _ACCOUNT, QuizAttempt.module_slug.in_(_SLUGS))
+           .group_by(QuizAttempt.module_slug))
+_COMPLETIONS = sa.select(ModuleCompletion).where(ModuleCompletion.account_id == _ACCOUNT,
+                                                 ModuleCompletion.module_slug.in_(_SLUGS))
+
+
 def modules_progress(account_id: int, modules: Sequence[Module]) -> dict[str, ModuleProgress]:
     """Compute an account's progress in several modules (by slug), in four queries whatever their number."""
     slugs = [m.slug for m in modules]
+    params = {"account_id": account_id, "slugs": slugs}
+    completions = {c.module_slug: c for c in db.session.scalars(_COMPLETIONS, params)}  # flushes the session
+    connection = db.session.connection()  # plain rows: no ORM execution layer
     visited: dict[str, set[str]] = {slug: set() for slug in slugs}
-    for module_slug, section_slug in db.session.execute(sa.select(SectionVisit.module_slug, SectionVisit.section_slug)
-                                                        .where(SectionVisit.account_id == account_id,
-                                                               SectionVisit.module_slug.in_(slugs))):
+    for module_slug, section_slug in connection.execute(_VISITS, params):
         visited[module_slug].add(section_slug)
     answers: dict[str, dict[str, dict]] = {slug: {} for slug in slugs}
-    for module_slug, activity_slug, given in db.session.execute(
-            sa.select(ActivityAnswer.module_slug, ActivityAnswer.activity_slug, ActivityAnswer.answers)
-            .where(ActivityAnswer.account_id == account_id, ActivityAnswer.module_slug.in_(slugs))):
+    for module_slug, activity_slug, given in connection.execute(_ANSWERS, params):
         answers[module_slug][activity_slug] = given
-    scores = {module_slug: (best, attempts) for module_slug, best, attempts in db.session.execute(
-        sa.select(QuizAttempt.module_slug, sa.func.max(QuizAttempt.score), sa.func.count(QuizAttempt.id))
-        .where(QuizAttempt.account_id == account_id, QuizAttempt.module_slug.in_(slugs))
-        .group_by(QuizAttempt.module_slug))}
-    completions = {c.module_slug: c for c in db.session.scalars(sa.select(ModuleCompletion).where(
-        ModuleCompletion.account_id == account_id, ModuleCompletion.module_slug.in_(slugs)))}
+    scores = {module_slug: (best, attempts) for module_slug, best, attempts in connection.execute(_SCORES, params)}
     return {m.slug: _progress_in(m, frozenset(visited[m.slug]), answers[m.slug], scores.get(m.slug, (None, 0)),
                                  completions.get(m.slug)) for m in modules}
 
