@@ -47,6 +47,9 @@ def load_settings(instance_path: str) -> dict:
         "SESSION_COOKIE_PARTITIONED": secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+        # The session cookie is written when it changes (each launch), not re-signed on every page: a launch ends
+        # 8 hours after it was made (auth.LAUNCH_LIFETIME) however often its pages are read.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # An id_token is a few KB; anything far beyond that is not a launch.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 256 * 1024,
