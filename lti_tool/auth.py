@@ -20,6 +20,8 @@ MAX_LAUNCHES_PER_BROWSER = 10
 LAUNCH_LIFETIME = timedelta(hours=8)
 
 _RANK = {ToolRole.MEMBER: 0, ToolRole.INSTRUCTOR: 1, ToolRole.ADMIN: 2}
+#: Nearly every page shows the account and the course: read them with the launch, in one statement.
+_WITH_ACCOUNT_AND_COURSE = (joinedload(Launch.account), joinedload(Launch.course))
 
 
 def remember_launch(launch: Launch) -> None:
@@ -45,8 +47,7 @@ def _check_launch(launch_id: str) -> tuple[Launch | None, str | None]:
     if launch_id not in browser_launches():
         return None, ("This page belongs to a launch that this browser did not make, or the session ended. Open the "
                       "tool again from your course.")
-    # Nearly every page shows the account and the course: read them with the launch, in one statement.
-    launch = db.session.get(Launch, launch_id, options=[joinedload(Launch.account), joinedload(Launch.course)])
+    launch = db.session.get(Launch, launch_id, options=_WITH_ACCOUNT_AND_COURSE)
     if launch is None or utcnow() - launch.created_at > LAUNCH_LIFETIME:
         return None, "Your session with the tool has ended. Open the tool again from your course."
     if launch.account_id != session.get(SESSION_ACCOUNT):
