@@ -30,6 +30,27 @@ def prepare_postgres(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
+def database_backends(url: str) -> list[int]:
+    """The PostgreSQL server processes serving connections to this URL's database, when the server runs on this
+    machine (Linux /proc; their command line names the database); empty for SQLite or a remote server."""
+    from pathlib import Path
+
+    u = sa.engine.make_url(url)
+    if not u.drivername.startswith("postgres") or (u.host or "127.0.0.1") not in ("127.0.0.1", "localhost", "::1"):
+        return []
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if command.startswith("postgres: ") and f" {u.database} " in command:
+            pids.append(int(proc.name))
+    return pids
+
+
 class LeanClient:
     """One keep-alive HTTP/1.1 connection and its cookies: http.client, no redirects, no session machinery.
 

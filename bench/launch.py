@@ -40,7 +40,14 @@ if str(ROOT) not in sys.path:
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from bench.common import LeanClient, children, percentile, prepare_postgres, process_tree_cpu  # noqa: E402
+from bench.common import (  # noqa: E402
+    LeanClient,
+    children,
+    database_backends,
+    percentile,
+    prepare_postgres,
+    process_tree_cpu,
+)
 from tests.platform import PlatformEmulator, state_and_nonce  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -89,6 +96,7 @@ class Result:
     wall: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float = 0.0
+    database_cpu: float = 0.0
     total_ms: list = dataclasses.field(default_factory=list)
     login_ms: list = dataclasses.field(default_factory=list)
     launch_ms: list = dataclasses.field(default_factory=list)
@@ -307,12 +315,16 @@ class Bench:
             self.drive(result, a.warmup, 0, False, deadline)
             workers = [server.pid, *children(server.pid)]
             server_cpu0 = process_tree_cpu(workers)
+            # The database's connections are open after the warm-up (each server thread keeps one).
+            backends = database_backends(self.database_url)
+            database_cpu0 = process_tree_cpu(backends)
             client_cpu0 = time.process_time()
             t0 = time.perf_counter()
             self.drive(result, a.launches, a.warmup, True, deadline)
             result.wall = time.perf_counter() - t0
             result.client_cpu = time.process_time() - client_cpu0
             result.server_cpu = process_tree_cpu(workers) - server_cpu0
+            result.database_cpu = process_tree_cpu(backends) - database_cpu0
             result.stopped = result.ok + len(result.errors) - result.warmup_errors < a.launches
             if result.errors and log:
                 log.flush()
@@ -344,6 +356,16 @@ class Bench:
                   + ("  STOPPED at --max-seconds" if r.stopped else ""))
         print("         (server/client CPU are per launch; the client's includes signing the id_token, "
               f"mean {statistics.fmean(tool.sign_ms) if tool.sign_ms else float('nan'):.2f} ms)")
+        per_launch = 1000 / max(tool.ok, 1)
+        if tool.database_cpu:
+            print(f"database: PostgreSQL's server processes spent {tool.database_cpu * per_launch:.2f} ms of CPU per "
+                  "launch, on the same cores")
+        if baseline and baseline.rate:
+            # Everything shares the machine's cores: at the target rate each launch may cost this much CPU in all.
+            budget = (os.cpu_count() or 1) * 1000 / (TARGET_RATIO * baseline.rate)
+            spent = (tool.server_cpu + tool.database_cpu + tool.client_cpu) * per_launch
+            print(f"budget:  at {TARGET_RATIO:.2f}x this baseline a launch may cost {budget:.1f} ms of CPU in all "
+                  f"(tool server + database + client); it costs {spent:.1f} ms")
         print(f"tool:    login p50 {percentile(sorted(tool.login_ms), .5):.1f} p99 "
               f"{percentile(sorted(tool.login_ms), .99):.1f} ms; launch POST p50 "
               f"{percentile(sorted(tool.launch_ms), .5):.1f} p99 {percentile(sorted(tool.launch_ms), .99):.1f} ms")
