@@ -120,3 +120,32 @@ def test_admin_merge_and_split_keep_the_ledger_and_are_audited(app, make_account
         assert ledger.person_progress(new_person.id).total_hours == 3
         actions = db.session.scalars(sa.select(AuditEvent.action)).all()
         assert "people.merge" in actions and "people.split" in actions
+
+
+@pytest.mark.parametrize(("claims", "expected_name"), [
+    ({"name": "Maria Member"}, "Maria Member"),
+    ({"name": None, "given_name": "Maria", "family_name": "Lopez"}, "Maria Lopez"),  # a platform that sends parts
+    ({"name": None}, "maria@example.org"),  # no name at all: the email stands in
+])
+def test_a_first_launch_gives_the_member_one_person_named_as_the_platform_named_them(app, platform, do_launch,
+                                                                                    claims, expected_name):
+    platform.claim_overrides.update(claims)
+    assert do_launch(platform, "member").status_code == 303
+    assert do_launch(platform, "member").status_code == 303  # a returning launch keeps that person
+    with app.app_context():
+        account = db.session.scalars(sa.select(Account)).one()
+        person = db.session.get(Person, account.person_id)
+        assert (person.name, person.email) == (expected_name, "maria@example.org")
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == 1
+
+
+def test_two_first_launches_of_one_account_at_once_share_one_person(app, platform, do_launch):
+    # The launch that gives the account its person second finds it given: it drops its own and uses that one.
+    assert do_launch(platform, "member").status_code == 303
+    with app.app_context():
+        account = db.session.scalars(sa.select(Account)).one()
+        given = account.person_id
+        db.session.expunge_all()
+        assert people.give_new_account_its_person(account.id, "Maria Member", "maria@example.org") == given
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Person)) == 1

@@ -70,8 +70,13 @@ class Account(Base):
     @property
     def display_name(self) -> str:
         """Return the best name the platform gave, or a neutral fallback."""
-        full = " ".join(p for p in (self.given_name, self.family_name) if p)
-        return self.name or full or self.email or "Unnamed user"
+        return display_name(self.name, self.given_name, self.family_name, self.email)
+
+
+def display_name(name: str | None, given_name: str | None, family_name: str | None, email: str | None) -> str:
+    """The best name a platform gave an account, or a neutral fallback."""
+    full = " ".join(p for p in (given_name, family_name) if p)
+    return name or full or email or "Unnamed user"
 
 
 class Enrolment(Base):

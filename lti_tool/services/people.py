@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy.orm.util import identity_key
 
 from lti_tool.extensions import db
 from lti_tool.models import Account, Certificate, LinkCode, Person, Platform, Registration
@@ -34,6 +35,31 @@ EXPERIENCE = {
 
 class PeopleError(ValueError):
     """A linking, merging or registration step that is refused, in plain words."""
+
+
+_NEW_PERSON = sa.insert(Person).returning(Person.id)
+_GIVE_PERSON = (sa.update(Account).where(Account.id == sa.bindparam("account"), Account.person_id.is_(None))
+                .values(person_id=sa.bindparam("person")))
+_PERSON_OF = sa.select(Account.person_id).where(Account.id == sa.bindparam("account"))
+
+
+def give_new_account_its_person(account_id: int, name: str | None, email: str | None) -> int:
+    """A launch's first account gets its person: ensure_person's work in three Core statements (the launch's
+    busiest case: every member's first launch), for an account the session does not hold as an object.
+
+    Two first launches of one account at once: the second finds the person set, drops its own and uses that one.
+    """
+    if db.session.identity_map.get(identity_key(Account, account_id)) is not None:
+        return ensure_person(account_id)  # held as an object: keep that object and the database in step
+    connection = db.session.connection()
+    person_id = connection.execute(_NEW_PERSON, {"name": name, "email": email, "created_at": utcnow()}).scalar_one()
+    if connection.execute(_GIVE_PERSON, {"account": account_id, "person": person_id}).rowcount == 1:
+        return person_id
+    connection.execute(sa.delete(Person).where(Person.id == person_id))
+    existing = connection.execute(_PERSON_OF, {"account": account_id}).scalar_one()
+    if existing is None:  # cannot happen: the update above found the person set
+        raise RuntimeError(f"account {account_id} has no person after another launch gave it one")
+    return existing
 
 
 def ensure_person(account_id: int) -> int:
