@@ -152,11 +152,14 @@ def with_kind_of_credit(select: sa.Select) -> tuple[sa.Select, sa.ColumnElement[
     return joined, sa.func.coalesce(_REVERSED_ENTRY.source, LedgerEntry.source)
 
 
+_PERSON_ENTRIES = (sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
+                   .where(Account.person_id == sa.bindparam("person_id"))
+                   .order_by(LedgerEntry.recorded_at, LedgerEntry.id))  # built once: every progress page reads it
+
+
 def entries_for_person(person_id: int) -> list[LedgerEntry]:
     """Return every entry of every account of the person, oldest first."""
-    return list(db.session.scalars(
-        sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
-        .where(Account.person_id == person_id).order_by(LedgerEntry.recorded_at, LedgerEntry.id)))
+    return list(db.session.scalars(_PERSON_ENTRIES, {"person_id": person_id}))
 
 
 def person_progress(person_id: int, catalog: Catalog | None = None) -> Progress:

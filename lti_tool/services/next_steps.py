@@ -86,18 +86,31 @@ def next_steps(account: Account, course_id: int | None,
                      upcoming=upcoming_workshops(account, course_id, catalog))
 
 
+_UPCOMING: dict[tuple[bool, bool], sa.Select] = {}
+
+
+def _upcoming_statement(has_person: bool, in_a_course: bool) -> sa.Select:
+    # Built once per shape (the page's most complex statement; building it cost more than running it).
+    statement = _UPCOMING.get((has_person, in_a_course))
+    if statement is None:
+        accounts = (sa.select(Account.id).where(Account.person_id == sa.bindparam("person_id")) if has_person
+                    else sa.select(sa.bindparam("account_id", type_=sa.Integer)))
+        enrolled = sa.select(Enrolment.course_id).where(Enrolment.account_id.in_(accounts))
+        in_courses: sa.ColumnElement[bool] = Workshop.course_id.in_(enrolled)
+        if in_a_course:
+            in_courses = sa.or_(in_courses, Workshop.course_id == sa.bindparam("course_id"))
+        statement = _UPCOMING[(has_person, in_a_course)] = (
+            sa.select(Workshop, Course).join(Course, Course.id == Workshop.course_id)
+            .where(in_courses, Workshop.session_date >= sa.bindparam("today", type_=sa.Date))
+            .order_by(Workshop.session_date, Workshop.id).limit(UPCOMING_LIMIT * 2))
+    return statement
+
+
 def upcoming_workshops(account: Account, course_id: int | None, catalog: Catalog) -> list[UpcomingWorkshop]:
     """Return the workshops from today on in the courses the member (any of their accounts) is enrolled in."""
-    accounts = sa.select(Account.id).where(Account.person_id == account.person_id) \
-        if account.person_id is not None else sa.select(sa.literal(account.id))
-    enrolled = sa.select(Enrolment.course_id).where(Enrolment.account_id.in_(accounts))
-    in_courses: sa.ColumnElement[bool] = Workshop.course_id.in_(enrolled)
-    if course_id is not None:
-        in_courses = sa.or_(in_courses, Workshop.course_id == course_id)
-    rows = db.session.execute(
-        sa.select(Workshop, Course).join(Course, Course.id == Workshop.course_id)
-        .where(in_courses, Workshop.session_date >= date.today())
-        .order_by(Workshop.session_date, Workshop.id).limit(UPCOMING_LIMIT * 2)).all()
+    statement = _upcoming_statement(account.person_id is not None, course_id is not None)
+    rows = db.session.execute(statement, {"person_id": account.person_id, "account_id": account.id,
+                                          "course_id": course_id, "today": date.today()}).all()
     found = []
     for workshop, course in rows:
         module = catalog.module(workshop.module_slug)
