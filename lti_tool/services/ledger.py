@@ -162,11 +162,18 @@ def entries_for_person(person_id: int) -> list[LedgerEntry]:
     return list(db.session.scalars(_PERSON_ENTRIES, {"person_id": person_id}))
 
 
+def _person_hours_statement() -> sa.Select:
+    query, kind = with_kind_of_credit(sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
+                                      .where(Account.person_id == sa.bindparam("person_id")))
+    return query.with_only_columns(LedgerEntry.module_slug, LedgerEntry.hours, kind)
+
+
+_PERSON_HOURS = _person_hours_statement()  # built once: the catalog and the course home read it on every visit
+
+
 def person_progress(person_id: int, catalog: Catalog | None = None) -> Progress:
     """Compute a person's progress toward the certificate from their ledger."""
-    query, kind = with_kind_of_credit(sa.select(LedgerEntry).join(Account, Account.id == LedgerEntry.account_id)
-                                      .where(Account.person_id == person_id))
-    rows = db.session.execute(query.with_only_columns(LedgerEntry.module_slug, LedgerEntry.hours, kind)).all()
+    rows = db.session.execute(_PERSON_HOURS, {"person_id": person_id}).all()
     return compute_progress(catalog or current_catalog(), ((slug, Decimal(str(h)), kind) for slug, h, kind in rows))
 
 
