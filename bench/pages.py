@@ -9,6 +9,12 @@ counts each page's SQL statements in-process. Then, each under gunicorn with the
 drives --requests GETs per page from --concurrency keep-alive clients: first a bare Flask app rendering a template
 whose output is the same size as the tool's page (bench/baseline_app.py), then the tool. The member's session
 cookie is shared by the clients. Prints pages/s, p50, p99, server CPU per page and the ratio (target >= 0.5x).
+
+    python bench/pages.py --in-process [--database-url ...]
+
+serves the same pages in this process through Flask's test client instead (no HTTP server, no baseline) and
+prints the CPU per GET: steadier than the served figures on a shared machine, so two releases can be compared
+run against run. It includes the test client's own work.
 """
 import argparse
 import sys
@@ -41,6 +47,8 @@ def parse_args(argv=None):
                    help="default: fresh SQLite in a temp dir; a postgresql:// URL has its schema public "
                         "DROPPED and recreated")
     p.add_argument("--show-server-log", action="store_true", help="let gunicorn's stderr through")
+    p.add_argument("--in-process", action="store_true",
+                   help="serve the pages in this process through Flask's test client and print CPU per GET only")
     return p.parse_args(argv)
 
 
@@ -177,6 +185,34 @@ class PageBench(Bench):
                 log.close()
         return results
 
+    def measure_in_process(self) -> dict[str, float]:
+        """CPU per GET of each page, served in this process by a fresh app through Flask's test client."""
+        from lti_tool import create_app
+        from lti_tool.extensions import db
+
+        app = create_app()
+        client = app.test_client()
+        r = client.get(self.login_path(), base_url=self.base_url)
+        state, nonce = state_and_nonce(r.headers["Location"])
+        r = client.post("/lti/launch", base_url=self.base_url,
+                        data={"id_token": self.launch_request(0, nonce, prefix=MEMBER), "state": state})
+        if r.status_code != 303:
+            raise RuntimeError(f"in-process launch HTTP {r.status_code}")
+        launch_id = r.headers["Location"].rstrip("/").split("/l/", 1)[1].split("/")[0]
+        results = {}
+        for page, path in self.pages.items():
+            url = f"/l/{launch_id}/{path}"
+            for _ in range(self.args.warmup):
+                client.get(url, base_url=self.base_url)
+            cpu0 = time.process_time()
+            for _ in range(self.args.requests):
+                if (status := client.get(url, base_url=self.base_url).status_code) != 200:
+                    raise RuntimeError(f"in-process {page} page HTTP {status}")
+            results[page] = (time.process_time() - cpu0) / self.args.requests * 1000
+        with app.app_context():
+            db.engine.dispose()
+        return results
+
     def report_pages(self, baseline: dict, tool: dict) -> int:
         a = self.args
         backend = "postgresql" if self.database_url.startswith("postgres") else "sqlite"
@@ -206,6 +242,13 @@ def main(argv=None) -> int:
     bench = PageBench(args)
     try:
         bench.setup()
+        if args.in_process:
+            backend = "postgresql" if bench.database_url.startswith("postgres") else "sqlite"
+            print(f"\nin process ({backend}, Flask test client, {args.requests} GETs per page after {args.warmup}):")
+            for page, cpu in bench.measure_in_process().items():
+                print(f"{page:<9} {bench.sizes[page]:>7} bytes {bench.page_statements[page]:>3} SQL  "
+                      f"{cpu:>6.2f} ms CPU per GET")
+            return 0
         baseline = bench.measure_pages("baseline", BASELINE_APP)
         tool = bench.measure_pages("tool", TOOL_APP)
         return bench.report_pages(baseline, tool)
