@@ -71,15 +71,13 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
     now = utcnow()
     session = db.session
 
-    values_of_account = {
-        "lms_id": platform.lms_id, "sub": claims["sub"],
-        "name": _text(claims.get("name"), 300), "given_name": _text(claims.get("given_name"), 200),
-        "family_name": _text(claims.get("family_name"), 200), "email": _text(claims.get("email"), 320),
-        "created_at": now, "last_launch_at": now,
-    }
-    account_id, person_id = upsert_returning(
-        session, Account, values_of_account, conflict=["lms_id", "sub"],
-        update=["name", "given_name", "family_name", "email", "last_launch_at"], returning=("id", "person_id"))
+    name, given_name = _text(claims.get("name"), 300), _text(claims.get("given_name"), 200)
+    family_name, email = _text(claims.get("family_name"), 200), _text(claims.get("email"), 320)
+    account_id, person_id = upsert_returning(session, Account, {
+        "lms_id": platform.lms_id, "sub": claims["sub"], "name": name, "given_name": given_name,
+        "family_name": family_name, "email": email, "created_at": now, "last_launch_at": now,
+    }, conflict=["lms_id", "sub"], update=["name", "given_name", "family_name", "email", "last_launch_at"],
+        returning=("id", "person_id"))
 
     if launch.deployment is None:  # a new deployment the registration accepts (Canvas installs): record it
         upsert(session, Deployment, {
@@ -102,8 +100,7 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
                                                    now)
 
     if person_id is None:  # a first launch: the account gets its person
-        give_new_account_its_person(account_id, display_name(*(values_of_account[k] for k in (
-            "name", "given_name", "family_name", "email"))), values_of_account["email"])
+        give_new_account_its_person(account_id, display_name(name, given_name, family_name, email), email)
     values = {"id": new_launch_id(), "platform_id": platform.id, "account_id": account_id, "course_id": course_id,
               "resource_link_id": resource_link_pk, "message_type": claims[Claim.MESSAGE_TYPE], "role": role.value,
               "claims": dump_claims(claims), "created_at": now}

@@ -44,8 +44,8 @@ _PERSON_OF = sa.select(Account.person_id).where(Account.id == sa.bindparam("acco
 
 
 def give_new_account_its_person(account_id: int, name: str | None, email: str | None) -> int:
-    """A launch's first account gets its person: ensure_person's work in three Core statements (the launch's
-    busiest case: every member's first launch), for an account the session does not hold as an object.
+    """A launch's new account gets its person: ensure_person's work in two Core statements (every member's first
+    launch does this), for an account the session does not hold as an object.
 
     Two first launches of one account at once: the second finds the person set, drops its own and uses that one.
     """
