@@ -60,6 +60,17 @@ class PageBench(Bench):
         self.sizes: dict[str, int] = {}
         self.page_statements: dict[str, int] = {}
 
+    def launch_in_process(self, client) -> str:
+        """Launch the member through a Flask test client; return the launch id the page URLs need."""
+        r = client.get(self.login_path(), base_url=self.base_url)
+        state, nonce = state_and_nonce(r.headers["Location"])
+        r = client.post("/lti/launch", base_url=self.base_url,
+                        data={"id_token": self.launch_request(0, nonce, prefix=MEMBER), "state": state})
+        if r.status_code != 303:
+            raise RuntimeError(f"in-process launch HTTP {r.status_code}")
+        launch_id = r.headers["Location"].rstrip("/").split("/l/", 1)[1].split("/")[0]
+        return launch_id
+
     def count_statements(self, app):
         """Launch the member in-process, fill their ledger, and count each page's statements and bytes."""
         import sqlalchemy as sa
@@ -70,13 +81,7 @@ class PageBench(Bench):
         from lti_tool.services import ledger
 
         client = app.test_client()
-        r = client.get(self.login_path(), base_url=self.base_url)
-        state, nonce = state_and_nonce(r.headers["Location"])
-        r = client.post("/lti/launch", base_url=self.base_url,
-                        data={"id_token": self.launch_request(0, nonce, prefix=MEMBER), "state": state})
-        if r.status_code != 303:
-            raise RuntimeError(f"in-process launch HTTP {r.status_code}")
-        launch_id = r.headers["Location"].rstrip("/").split("/l/", 1)[1].split("/")[0]
+        launch_id = self.launch_in_process(client)
         with app.app_context():
             account_id = db.session.get(Launch, launch_id).account_id
             catalog = current_catalog()
@@ -192,13 +197,7 @@ class PageBench(Bench):
 
         app = create_app()
         client = app.test_client()
-        r = client.get(self.login_path(), base_url=self.base_url)
-        state, nonce = state_and_nonce(r.headers["Location"])
-        r = client.post("/lti/launch", base_url=self.base_url,
-                        data={"id_token": self.launch_request(0, nonce, prefix=MEMBER), "state": state})
-        if r.status_code != 303:
-            raise RuntimeError(f"in-process launch HTTP {r.status_code}")
-        launch_id = r.headers["Location"].rstrip("/").split("/l/", 1)[1].split("/")[0]
+        launch_id = self.launch_in_process(client)
         results = {}
         for page, path in self.pages.items():
             url = f"/l/{launch_id}/{path}"
