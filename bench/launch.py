@@ -19,6 +19,7 @@ processes' /proc stat before and after), SQL statements per launch, the ratio, a
 """
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -56,6 +57,7 @@ TARGET_P99_MS = 150.0  # on PostgreSQL
 SECRET_KEY = "bench-secret-key-not-for-production-0123456789abcdef"
 TOOL_APP = "lti_tool:create_app()"
 BASELINE_APP = "bench.baseline_app:create_app()"
+FLOOR_APP = "bench.floor_app:create_app()"
 
 
 def parse_args(argv=None):
@@ -71,6 +73,9 @@ def parse_args(argv=None):
                    help="default: fresh SQLite in a temp dir; a postgresql:// URL has its schema public "
                         "DROPPED and recreated")
     p.add_argument("--no-baseline", action="store_true", help="measure the tool only (no ratio)")
+    p.add_argument("--floor", action="store_true",
+                   help="also measure bench/floor_app.py: the same statements and checks on the raw driver, with no "
+                        "framework around them (the least any tool keeping these records can cost)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="stop launching after this long (per server)")
     p.add_argument("--show-server-log", action="store_true", help="let gunicorn's stderr through")
     return p.parse_args(argv)
@@ -177,6 +182,10 @@ class Bench:
         subprocess.run([str(BIN / "flask"), "--app", "lti_tool", "db", "upgrade"], cwd=ROOT, env=self.env(),
                        check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         print(f"schema: flask db upgrade in {time.monotonic() - t:.1f} s")
+        if a.floor:
+            from bench import floor_app
+
+            floor_app.create_tables(self.database_url)
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulator's access log
         self.emulator = PlatformEmulator()
@@ -305,10 +314,16 @@ class Bench:
             while t.is_alive():
                 t.join(0.2)
 
-    def measure(self, name: str, app_spec: str) -> Result:
+    def floor_env(self) -> dict:
+        em = self.emulator
+        return {**self.env(), "FLOOR_DATABASE_URL": self.database_url, "FLOOR_ISSUER": em.issuer,
+                "FLOOR_CLIENT_ID": em.client_id, "FLOOR_AUTH_URL": em.registration["auth_login_url"],
+                "FLOOR_JWK": json.dumps(em.active_key.jwk)}
+
+    def measure(self, name: str, app_spec: str, env: dict | None = None) -> Result:
         a = self.args
         result = Result(name)
-        server, log = start_gunicorn(app_spec, self.port, a, self.env(), self.tmp / f"{name}.log")
+        server, log = start_gunicorn(app_spec, self.port, a, env or self.env(), self.tmp / f"{name}.log")
         self.servers.append(server)
         try:
             deadline = time.monotonic() + a.max_seconds
@@ -337,7 +352,7 @@ class Bench:
                 log.close()
         return result
 
-    def report(self, tool: Result, baseline: Result | None) -> int:
+    def report(self, tool: Result, baseline: Result | None, floor: Result | None = None) -> int:
         a = self.args
         backend = "postgresql" if self.database_url.startswith("postgres") else "sqlite"
         fetches = self.emulator.jwks_fetches
@@ -349,7 +364,7 @@ class Bench:
         print()
         print(f"{'server':<10} {'launches/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} "
               f"{'client CPU':>11} {'errors':>7}")
-        for r in filter(None, (baseline, tool)):
+        for r in filter(None, (baseline, floor, tool)):
             print(f"{r.name:<10} {r.rate:>10.1f} {r.p(.5):>8.1f} {r.p(.99):>8.1f} "
                   f"{r.server_cpu / max(r.ok, 1) * 1000:>8.2f} ms {r.client_cpu / max(r.ok, 1) * 1000:>8.2f} ms "
                   f"{len(r.errors) - sum(e.startswith('server: ') for e in r.errors):>7}"
@@ -357,9 +372,10 @@ class Bench:
         print("         (server/client CPU are per launch; the client's includes signing the id_token, "
               f"mean {statistics.fmean(tool.sign_ms) if tool.sign_ms else float('nan'):.2f} ms)")
         per_launch = 1000 / max(tool.ok, 1)
-        if tool.database_cpu:
-            print(f"database: PostgreSQL's server processes spent {tool.database_cpu * per_launch:.2f} ms of CPU per "
-                  "launch, on the same cores")
+        for r in filter(None, (floor, tool)):
+            if r.database_cpu:
+                print(f"database: PostgreSQL's server processes spent {r.database_cpu * 1000 / max(r.ok, 1):.2f} ms "
+                      f"of CPU per {r.name} launch, on the same cores")
         if baseline and baseline.rate:
             # Everything shares the machine's cores: at the target rate each launch may cost this much CPU in all.
             budget = (os.cpu_count() or 1) * 1000 / (TARGET_RATIO * baseline.rate)
@@ -376,12 +392,17 @@ class Bench:
               f"{self.statements['returning login'] + self.statements['returning launch']}")
         print(f"key-set fetches: {fetches} (the registration carries the key set: production settings fetch over "
               "https only)")
-        for r in filter(None, (baseline, tool)):
+        for r in filter(None, (baseline, floor, tool)):
             for e in r.errors[:5]:
                 print(f"    {r.name}:", e.replace("\n", " ")[:400])
         ratio = tool.rate / baseline.rate if baseline and baseline.rate else float("nan")
         if baseline:
             print(f"ratio:   tool / baseline launches/s = {ratio:.2f}x")
+        if floor and floor.rate:
+            spent = (floor.server_cpu + floor.database_cpu + floor.client_cpu) * 1000 / max(floor.ok, 1)
+            print(f"floor:   the same statements and checks with no framework (bench/floor_app.py): floor / baseline "
+                  f"= {floor.rate / baseline.rate if baseline and baseline.rate else float('nan'):.2f}x, tool / floor "
+                  f"= {tool.rate / floor.rate:.2f}x; a floor launch costs {spent:.1f} ms of CPU in all")
         print()
         errors = len([e for e in tool.errors if not e.startswith("server: ")])
         checks = [
@@ -392,7 +413,7 @@ class Bench:
         ]
         for name, passed, got in checks:
             print(f"  {'PASS' if passed else 'MISS'}  {name:<44} got {got}")
-        return 1 if errors or (baseline and baseline.errors) else 0
+        return 1 if errors or (baseline and baseline.errors) or (floor and floor.errors) else 0
 
     def close(self):
         self.stop.set()
@@ -415,8 +436,9 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         baseline = None if args.no_baseline else bench.measure("baseline", BASELINE_APP)
+        floor = bench.measure("floor", FLOOR_APP, bench.floor_env()) if args.floor else None
         tool = bench.measure("tool", TOOL_APP)
-        return bench.report(tool, baseline)
+        return bench.report(tool, baseline, floor)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
