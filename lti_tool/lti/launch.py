@@ -42,7 +42,9 @@ from lti_tool.lti.tool_config import (
     ToolRegistration,
     find_deployment,
     find_platform,
+    read_version_with,
     refuse_if_disabled,
+    version_column,
 )
 from lti_tool.models import Launch, LoginState
 from lti_tool.models.base import rowcount, utcnow
@@ -100,6 +102,7 @@ class ToolMessageLaunch(MessageLaunch):
         #: The login's row as read (its columns, not an ORM object: the launch only reads it, then consumes it
         #: with one UPDATE).
         self.login: sa.Row | None = None
+        self._login_read = False
         self.deployment: DeploymentRecord | None = None
         #: The launch POST came from the platform's site without the cookie: the tool may post it once more itself.
         self.may_resubmit = False
@@ -221,8 +224,22 @@ class ToolMessageLaunch(MessageLaunch):
     def get_client_id(self):
         return self.platform.client_id if self.platform else super().get_client_id()
 
+    def _read_login_and_version(self) -> None:
+        """Read the login named by the state, with the registration version, in one statement (the launch's first).
+
+        Only read here: the checks stay in validate_state(), after the registration is found.
+        """
+        state = self._request.get_param("state")
+        if not state or len(state) > 64 or not state.isprintable():
+            return
+        row = db.session.connection().execute(_LOGIN_AND_VERSION, {"state": state}).first()
+        self.login = row if row is not None and row.state is not None else None
+        self._login_read = True
+        read_version_with(row.registration_version if row is not None else None)
+
     def validate_registration(self):
         body = self._jwt["body"]
+        self._read_login_and_version()
         issuer = body.get("iss")
         if not isinstance(issuer, str) or not issuer:
             self._fail("no_iss", "The id_token has no 'iss' (issuer).")
@@ -328,8 +345,9 @@ class ToolMessageLaunch(MessageLaunch):
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
                        "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
-        self.login = (db.session.connection().execute(_LOGIN_BY_STATE, {"state": state}).first()
-                      if len(state) <= 64 and state.isprintable() else None)
+        if not self._login_read:
+            self.login = (db.session.connection().execute(_LOGIN_BY_STATE, {"state": state}).first()
+                          if len(state) <= 64 and state.isprintable() else None)
         if self.login is None or self.login.platform_id != self.platform.id:
             self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
                        "Relaunch the tool from the course.", 401)
@@ -397,6 +415,11 @@ class ToolMessageLaunch(MessageLaunch):
 
 # Built once, run on the session's connection: the launch's hot statements need no ORM.
 _LOGIN_BY_STATE = sa.select(LoginState.__table__).where(LoginState.state == sa.bindparam("state"))
+# The same, with the registration version (which finding the platform needs next): one round trip for both. The
+# version comes back even when no login has this state.
+_LOGIN_AND_VERSION = (sa.select(version_column(), *LoginState.__table__.c)
+                      .select_from(sa.select(sa.literal(1).label("one")).subquery("one_row"))
+                      .outerjoin(LoginState.__table__, LoginState.state == sa.bindparam("state")))
 _CONSUME_LOGIN = (sa.update(LoginState)
                   .where(LoginState.state == sa.bindparam("b_state"), LoginState.used_at.is_(None))
                   .values(used_at=sa.bindparam("now")))

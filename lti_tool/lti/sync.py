@@ -18,43 +18,48 @@ def _text(value, limit: int) -> str | None:
 
 # Built once, run on the session's connection (the launch needs no ORM objects for these).
 _INSERT_LAUNCH = sa.insert(Launch)
-_COURSE = sa.select(Course.id, Course.title, Course.label).where(
-    Course.lms_id == sa.bindparam("lms_id"), Course.context_id == sa.bindparam("context_id"))
-_RESOURCE_LINK = sa.select(ResourceLink.id, ResourceLink.title, ResourceLink.custom).where(
-    ResourceLink.course_id == sa.bindparam("course_id"), ResourceLink.resource_link_id == sa.bindparam("link_id"))
+# The course and, when the launch names one, its resource link, read together (one round trip).
+_COURSE_AND_LINK = (
+    sa.select(Course.id, Course.title, Course.label, ResourceLink.id.label("link_pk"),
+              ResourceLink.title.label("link_title"), ResourceLink.custom.label("link_custom"))
+    .outerjoin(ResourceLink, sa.and_(ResourceLink.course_id == Course.id,
+                                     ResourceLink.resource_link_id == sa.bindparam("link_id")))
+    .where(Course.lms_id == sa.bindparam("lms_id"), Course.context_id == sa.bindparam("context_id")))
 
 
-def _sync_course(lms_id: int, context: dict, now) -> int:
+def _sync_course(lms_id: int, context: dict, link: dict | None, now) -> tuple[int, sa.Row | None]:
+    """Return the course's id and, when the launch names a link and the course has it, the link as stored."""
     # Every member of a course shares this row: read it, and write only when new or changed, so launches
     # in one course do not queue behind each other's row lock. (Not cached per process: a value another
     # server wrote, or one changed and changed back, must still be written.) Core statements: the launch
     # needs the id only, not an ORM object.
     title, label = _text(context.get("title"), 500), _text(context.get("label"), 255)
     context_id = context["id"][:255]
-    course = db.session.connection().execute(_COURSE, {"lms_id": lms_id, "context_id": context_id}).first()
-    if course is None:
+    row = db.session.connection().execute(_COURSE_AND_LINK, {
+        "lms_id": lms_id, "context_id": context_id, "link_id": link["id"][:255] if link else None}).first()
+    if row is None:
         return upsert(db.session, Course, {
             "lms_id": lms_id, "context_id": context_id, "title": title, "label": label, "created_at": now,
-        }, conflict=["lms_id", "context_id"], update=[])
-    if (course.title, course.label) != (title, label):
-        db.session.execute(sa.update(Course).where(Course.id == course.id).values(title=title, label=label)
+        }, conflict=["lms_id", "context_id"], update=[]), None
+    if (row.title, row.label) != (title, label):
+        db.session.execute(sa.update(Course).where(Course.id == row.id).values(title=title, label=label)
                            .execution_options(synchronize_session=False))
-    return course.id
+    return row.id, row if row.link_pk is not None else None
 
 
-def _sync_resource_link(course_id: int, link: dict, custom: dict | None, now) -> int:
-    # The link's custom parameters place the tool (module, mode, workshop): always compared with the database.
+def _sync_resource_link(course_id: int, link: dict, custom: dict | None, stored: sa.Row | None, now) -> int:
+    # The link's custom parameters place the tool (module, mode, workshop): always compared with the database
+    # (`stored`, read with the course in the same statement).
     title = _text(link.get("title"), 500)
     link_id = link["id"][:255]
-    row = db.session.connection().execute(_RESOURCE_LINK, {"course_id": course_id, "link_id": link_id}).first()
-    if row is None:
+    if stored is None:
         return upsert(db.session, ResourceLink, {
             "course_id": course_id, "resource_link_id": link_id, "title": title, "custom": custom,
             "created_at": now}, conflict=["course_id", "resource_link_id"], update=[])
-    if (row.title, row.custom) != (title, custom):
-        db.session.execute(sa.update(ResourceLink).where(ResourceLink.id == row.id).values(title=title, custom=custom)
-                           .execution_options(synchronize_session=False))
-    return row.id
+    if (stored.link_title, stored.link_custom) != (title, custom):
+        db.session.execute(sa.update(ResourceLink).where(ResourceLink.id == stored.link_pk)
+                           .values(title=title, custom=custom).execution_options(synchronize_session=False))
+    return stored.link_pk
 
 
 def record_launch(launch: ToolMessageLaunch) -> Launch:
@@ -87,17 +92,19 @@ def record_launch(launch: ToolMessageLaunch) -> Launch:
     course_id = resource_link_pk = None
     context = claims.get(Claim.CONTEXT)
     if isinstance(context, dict):
-        course_id = _sync_course(platform.lms_id, context, now)
+        link = claims.get(Claim.RESOURCE_LINK)
+        if claims.get(Claim.MESSAGE_TYPE) != MessageType.RESOURCE_LINK or not isinstance(link, dict):
+            link = None
+        course_id, stored_link = _sync_course(platform.lms_id, context, link, now)
         upsert(session, Enrolment, {
             "account_id": account_id, "course_id": course_id,
             "lti_roles": " ".join(r for r in claims.get(Claim.ROLES, []) if isinstance(r, str))[:4000],
             "role": role.value, "updated_at": now,
         }, conflict=["account_id", "course_id"], update=["lti_roles", "role", "updated_at"])
-        link = claims.get(Claim.RESOURCE_LINK)
-        if claims.get(Claim.MESSAGE_TYPE) == MessageType.RESOURCE_LINK and isinstance(link, dict):
+        if link is not None:
             custom = claims.get(Claim.CUSTOM)
             resource_link_pk = _sync_resource_link(course_id, link, custom if isinstance(custom, dict) else None,
-                                                   now)
+                                                   stored_link, now)
 
     if person_id is None:  # a first launch: the account gets its person
         give_new_account_its_person(account_id, display_name(name, given_name, family_name, email), email)

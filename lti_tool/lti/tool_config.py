@@ -137,8 +137,11 @@ def _registrations() -> dict | None:
         return None  # changes not yet flushed: the query (and its autoflush) sees them, the cache would not
     if "_registrations" in g:
         return g._registrations  # one version read per request
-    # On the session's connection (its transaction), without the ORM's execution layer: nothing is pending.
-    version = session.connection().execute(_VERSION).scalar()
+    # Read by another statement of this transaction (the launch reads it with its login: read_version_with), or
+    # here, on the session's connection (its transaction), without the ORM's execution layer: nothing is pending.
+    version = g.pop("_registration_version", None)
+    if version is None:
+        version = session.connection().execute(_VERSION).scalar()
     if version is None:
         return None
     with _CACHE_LOCK:
@@ -148,6 +151,18 @@ def _registrations() -> dict | None:
             current_app.extensions["registrations"] = held
     g._registrations = held[1]
     return held[1]
+
+
+def version_column() -> sa.Label:
+    """The registration version as a column another statement can carry (see read_version_with)."""
+    return _VERSION.scalar_subquery().label("registration_version")
+
+
+def read_version_with(version: int | None) -> None:
+    """Take the registration version that a statement of this request's transaction read along with its own
+    columns (`version_column()`), so that finding a registration reads it no second time."""
+    if version is not None and "_registrations" not in g:
+        g._registration_version = version
 
 
 def _cached(key: tuple, load, record):
