@@ -1,10 +1,15 @@
 """LTI endpoints: OIDC login, launch, the tool's JWKS, Canvas JSON configuration and Dynamic Registration."""
+import functools
 import hashlib
 import hmac
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from limits import RateLimitItem
+from limits import parse as parse_limit
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from lti_tool.auth import remember_launch
@@ -109,10 +114,6 @@ def login_cookie(state: str):
     return response
 
 
-def _refused(response) -> bool:
-    return response.status_code >= 400
-
-
 def _launch_registration() -> str:
     # Unverified, and only for counting: a forged token counts against the registration it names (issuer and client
     # id, since Canvas cloud's customers share one issuer), when there is one.
@@ -129,15 +130,54 @@ _TOO_MANY_FOR_PLATFORM = ("Too many launches for your learning platform were ref
                         "keeps happening, tell the platform's administrators.")
 
 
+_REFUSED_LAUNCHES = "refused-launches"
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_limit(text: str) -> RateLimitItem:
+    return parse_limit(text)
+
+
+def _refusal_counters() -> list[tuple[RateLimitItem, str, str]]:
+    """The counts of refused launches this launch falls under: its address's and its platform's (issuer and client
+    id, read from the token unchecked: a forged token counts against the registration it names)."""
+    config = current_app.config
+    return [(_parsed_limit(config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"]), "address:" + get_remote_address(),
+             _TOO_MANY_FROM_ADDRESS),
+            (_parsed_limit(config["RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM"]), _launch_registration(),
+             _TOO_MANY_FOR_PLATFORM)]
+
+
+def _refuse_if_too_many_refused() -> None:
+    """Answer 429 while this address or platform is over its count of refused launches; remember the counts, so
+    that a refusal of this launch is counted against both (`_count_refused_launch`)."""
+    if not limiter.enabled:
+        return
+    counters = _refusal_counters()
+    for limit, key, message in counters:
+        if not limiter.limiter.test(limit, _REFUSED_LAUNCHES, key):
+            raise TooManyRequests(description=message)
+    g.refusal_counters = counters
+
+
+@bp.after_request
+def _count_refused_launch(response):
+    # Whatever refused it (a LaunchError page, a 400 from a form, a 500), the refusal counts.
+    counters = g.pop("refusal_counters", ())
+    if response.status_code >= 400:
+        for limit, key, _message in counters:
+            limiter.limiter.hit(limit, _REFUSED_LAUNCHES, key)
+    return response
+
+
 @bp.post("/lti/launch")
 @csrf.exempt
-# Refused launches only: a room of members behind one address launching at once must never be slowed.
-@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_ADDRESS"], deduct_when=_refused,
-               error_message=_TOO_MANY_FROM_ADDRESS)
-@limiter.limit(lambda: current_app.config["RATELIMIT_REFUSED_LAUNCHES_PER_PLATFORM"], key_func=_launch_registration,
-               deduct_when=_refused, error_message=_TOO_MANY_FOR_PLATFORM)
 def launch():
     """Validate the platform's launch, record who and where, and send the user to their page."""
+    # Refused launches only are counted (with the `limits` counters Flask-Limiter keeps, in its storage, so
+    # several servers share them through Redis): a room of members behind one address launching at once must
+    # never be slowed.
+    _refuse_if_too_many_refused()
     # A POST straight from the platform's site may lack the cookie only because of SameSite rules or a storage
     # access grant not yet active: post it once more from the tool's own page before deciding.
     may_resubmit = (request.headers.get("Sec-Fetch-Site") == "cross-site"

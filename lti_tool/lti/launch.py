@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import jwt
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app, g, has_request_context, url_for
 from jwt.utils import base64url_decode
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskRequest
 from pylti1p3.exception import LtiException
@@ -490,6 +490,17 @@ def _shown(value) -> str:
 
 def _unverified_parts(id_token: str) -> tuple[dict | None, dict | None]:
     """Read the header and claims of a JWT without checking it (to choose the registration and key)."""
+    # Once per request: counting refused launches per platform reads the same token before the launch does.
+    if has_request_context():
+        read = g.get("_unverified_token")
+        if read is not None and read[0] == id_token:
+            return read[1]
+        g._unverified_token = (id_token, parts := _read_unverified(id_token))
+        return parts
+    return _read_unverified(id_token)
+
+
+def _read_unverified(id_token: str) -> tuple[dict | None, dict | None]:
     # Read by hand: PyJWT refuses some malformed headers (a numeric `kid`) with errors that name nothing useful.
     parts = id_token.split(".")
     if len(parts) != 3:
