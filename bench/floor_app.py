@@ -2,6 +2,8 @@
 
     gunicorn -w 2 -k gthread --threads 4 'bench.floor_app:create_app()'   (FLOOR_* settings in the environment)
 
+(`create_page_app()` at the end is the same idea for a member page: see bench/pages.py --floor.)
+
 `bench/launch.py --floor` measures it in the same run as the bare baseline and the tool. It answers the same two
 requests as the tool, with the same round trips to the database and no framework around them: no ORM, no
 SQLAlchemy, no rate limiter, no request log, no security headers, no error pages. It skips nothing a launch
@@ -180,5 +182,57 @@ def create_app() -> Flask:
         response = redirect(f"/l/{launch_id}/", 303)
         response.delete_cookie("lti_state_" + state, path="/lti/")
         return response
+
+    return app
+
+
+def create_page_app() -> Flask:
+    """The floor under a member page: the page's own SQL and a template of the page's size, nothing else.
+
+    `bench/pages.py --floor` records, in-process, every statement (and its parameters) the tool runs for one GET of
+    each page, the launch check included, and hands them over in a pickle file (FLOOR_PAGES). GET /floor/page/<name>
+    checks the signed session cookie (GET /floor/session sets it), runs that page's statements on the raw driver
+    (same round trips, same work for the database), commits, and renders the baseline's template to the tool
+    page's size.
+    """
+    import pickle
+
+    from bench.baseline_app import PAGE, ROW_BYTES
+
+    env = os.environ
+    url = env["FLOOR_DATABASE_URL"]
+    with open(env["FLOOR_PAGES"], "rb") as file:
+        pages = pickle.load(file)  # noqa: S301 - written by the bench that started this server
+    app = Flask(__name__)
+    app.secret_key = env["SECRET_KEY"]
+    template = app.jinja_env.from_string(PAGE)
+    local = threading.local()
+
+    def db():
+        if not hasattr(local, "conn"):
+            local.conn, _ = _connect(url)
+        return local.conn
+
+    @app.get("/floor/session")
+    def start_session():
+        session["launch"] = str(uuid.uuid4())
+        return "ok"
+
+    @app.get("/floor/page/<name>")
+    def page(name: str):
+        if "launch" not in session:
+            return "no session", 401
+        statements, size = pages[name]
+        conn = db()
+        try:
+            for statement, parameters in statements:
+                conn.execute(statement, parameters).fetchall()
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        rows = [{"n": n, "title": f"Module {n} & its section", "note": "2.5 hours <required>"}
+                for n in range(max(1, size // ROW_BYTES))]
+        return template.render(title="Floor page", rows=rows)
 
     return app

@@ -32,6 +32,7 @@ from bench.launch import BASELINE_APP, TOOL_APP, Bench, start_gunicorn, stop_gun
 from tests.platform import state_and_nonce  # noqa: E402
 
 TARGET_RATIO = 0.5
+FLOOR_PAGE_APP = "bench.floor_app:create_page_app()"
 MEMBER = "page-member"
 
 
@@ -47,6 +48,9 @@ def parse_args(argv=None):
                    help="default: fresh SQLite in a temp dir; a postgresql:// URL has its schema public "
                         "DROPPED and recreated")
     p.add_argument("--show-server-log", action="store_true", help="let gunicorn's stderr through")
+    p.add_argument("--floor", action="store_true",
+                   help="also measure the floor: each page's own SQL (recorded in-process) on the raw driver and the "
+                        "baseline's template at the page's size (bench/floor_app.create_page_app)")
     p.add_argument("--in-process", action="store_true",
                    help="serve the pages in this process through Flask's test client and print CPU per GET only")
     return p.parse_args(argv)
@@ -59,6 +63,8 @@ class PageBench(Bench):
         self.pages: dict[str, str] = {}  # name -> path under /l/<launch>/
         self.sizes: dict[str, int] = {}
         self.page_statements: dict[str, int] = {}
+        #: Each page's statements with their parameters, as the driver got them (for the floor).
+        self.page_sql: dict[str, list] = {}
 
     def launch_in_process(self, client) -> str:
         """Launch the member through a Flask test client; return the launch id the page URLs need."""
@@ -95,19 +101,23 @@ class PageBench(Bench):
                           "catalog": "catalog", "progress": "progress"}
             engine = db.engine
         count = [0]
+        recorded: list = []
 
-        def counter(*_args, **_kwargs):
+        def counter(_conn, _cursor, statement, parameters, _context, _executemany):
             count[0] += 1
+            recorded.append((statement, parameters))
 
         sa.event.listen(engine, "before_cursor_execute", counter)
         try:
             for name, path in self.pages.items():
                 client.get(f"/l/{launch_id}/{path}", base_url=self.base_url)  # first visit writes; count the next
                 count[0] = 0
+                recorded.clear()
                 r = client.get(f"/l/{launch_id}/{path}", base_url=self.base_url)
                 if r.status_code != 200:
                     raise RuntimeError(f"in-process {name} page HTTP {r.status_code}")
                 self.page_statements[name] = count[0]
+                self.page_sql[name] = list(recorded)
                 self.sizes[name] = len(r.data)
         finally:
             sa.event.remove(engine, "before_cursor_execute", counter)
@@ -161,15 +171,28 @@ class PageBench(Bench):
             t.join()
         return times, errors[0]
 
+    def floor_env(self) -> dict:
+        import pickle
+
+        path = self.tmp / "floor_pages.pickle"
+        path.write_bytes(pickle.dumps({page: (self.page_sql[page], self.sizes[page]) for page in self.pages}))
+        return {**self.env(), "FLOOR_DATABASE_URL": self.database_url, "FLOOR_PAGES": str(path)}
+
     def measure_pages(self, name: str, app_spec: str) -> dict:
         a = self.args
-        server, log = start_gunicorn(app_spec, self.port, a, self.env(), self.tmp / f"{name}.log")
+        env = self.floor_env() if name == "floor" else self.env()
+        server, log = start_gunicorn(app_spec, self.port, a, env, self.tmp / f"{name}.log")
         self.servers.append(server)
         results = {}
         try:
             if name == "tool":
                 cookies, launch_id = self.member_session()
                 paths = {page: f"/l/{launch_id}/{path}" for page, path in self.pages.items()}
+            elif name == "floor":
+                client = LeanClient("127.0.0.1", self.port)
+                client.request("GET", "/floor/session")
+                cookies, paths = dict(client.cookies), {page: f"/floor/page/{page}" for page in self.pages}
+                client.close()
             else:
                 cookies, paths = {}, {page: f"/page/{self.sizes[page]}" for page in self.pages}
             procs = [server.pid, *children(server.pid)]
@@ -212,7 +235,7 @@ class PageBench(Bench):
             db.engine.dispose()
         return results
 
-    def report_pages(self, baseline: dict, tool: dict) -> int:
+    def report_pages(self, baseline: dict, tool: dict, floor: dict | None = None) -> int:
         a = self.args
         backend = "postgresql" if self.database_url.startswith("postgres") else "sqlite"
         print()
@@ -233,6 +256,18 @@ class PageBench(Bench):
                   f">= {TARGET_RATIO}x" + (f"  ({t['errors']} errors)" if t["errors"] else ""))
         print("(SQL: statements the tool runs for one GET of the page, counted in-process; the section page "
               "records the visit)")
+        if floor:
+            print()
+            print("floor: the page's own SQL on the raw driver and the baseline's template at the page's size "
+                  "(bench/floor_app.create_page_app)")
+            print(f"{'page':<9} {'floor/s':>8} {'p50':>7} {'CPU/page':>9} {'floor/baseline':>15} {'tool/floor':>11}")
+            for page in self.pages:
+                f, t, b = floor[page], tool[page], baseline[page]
+                errors += f["errors"]
+                print(f"{page:<9} {f['rate']:>8.1f} {f['p50']:>5.1f}ms {f['cpu']:>6.2f} ms "
+                      f"{f['rate'] / b['rate'] if b['rate'] else float('nan'):>14.2f}x "
+                      f"{t['rate'] / f['rate'] if f['rate'] else float('nan'):>10.2f}x"
+                      + (f"  ({f['errors']} errors)" if f["errors"] else ""))
         return 1 if errors else 0
 
 
@@ -249,8 +284,9 @@ def main(argv=None) -> int:
                       f"{cpu:>6.2f} ms CPU per GET")
             return 0
         baseline = bench.measure_pages("baseline", BASELINE_APP)
+        floor = bench.measure_pages("floor", FLOOR_PAGE_APP) if args.floor else None
         tool = bench.measure_pages("tool", TOOL_APP)
-        return bench.report_pages(baseline, tool)
+        return bench.report_pages(baseline, tool, floor)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
