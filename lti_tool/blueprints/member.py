@@ -209,7 +209,7 @@ def progress_page(launch_id: str):
                            certificate=certificate_service.certificate_for(_person_id()),
                            steps=next_steps_service.next_steps(g.launch.account, g.launch.course_id,
                                                                progress=person_ledger.progress),
-                           accounts=g.launch.account.person.accounts)
+                           accounts=people_service.accounts_of(_person_id()))
 
 
 @bp.route("/l/<launch_id>/link-accounts", methods=["GET", "POST"])
@@ -230,4 +230,4 @@ def link_accounts(launch_id: str):
                 flash("Your accounts are linked: your hours from both LMSs now count together.", "success")
                 return redirect(url_for("member.progress_page", launch_id=launch_id), code=303)
     return render_template("member/link_accounts.html", launch=g.launch, code=code, error=error,
-                           accounts=g.launch.account.person.accounts), (422 if error else 200)
+                           accounts=people_service.accounts_of(_person_id())), (422 if error else 200)

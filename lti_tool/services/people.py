@@ -62,6 +62,11 @@ def give_new_account_its_person(account_id: int, name: str | None, email: str | 
     return existing
 
 
+def accounts_of(person_id: int) -> list[Account]:
+    """A person's LMS accounts, oldest first (one statement, without loading the person)."""
+    return list(db.session.scalars(sa.select(Account).where(Account.person_id == person_id).order_by(Account.id)))
+
+
 def ensure_person(account_id: int) -> int:
     """Give an account its person at its first launch (a new person; linking joins people later); return its id."""
     account = db.session.get_one(Account, account_id)

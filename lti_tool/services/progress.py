@@ -64,30 +64,41 @@ def module_progress(account_id: int, module: Module) -> ModuleProgress:
 _ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
 _SLUGS: sa.BindParameter[list[str]] = sa.bindparam("slugs", expanding=True)
 # Built once: building these costs more than running them. Only the completions are ORM objects (callers keep them).
-_VISITS = sa.select(SectionVisit.module_slug, SectionVisit.section_slug).where(
-    SectionVisit.account_id == _ACCOUNT, SectionVisit.module_slug.in_(_SLUGS))
-_ANSWERS = sa.select(ActivityAnswer.module_slug, ActivityAnswer.activity_slug, ActivityAnswer.answers).where(
-    ActivityAnswer.account_id == _ACCOUNT, ActivityAnswer.module_slug.in_(_SLUGS))
-_SCORES = (sa.select(QuizAttempt.module_slug, sa.func.max(QuizAttempt.score), sa.func.count(QuizAttempt.id))
-           .where(QuizAttempt.account_id == _ACCOUNT, QuizAttempt.module_slug.in_(_SLUGS))
-           .group_by(QuizAttempt.module_slug))
+# The answers, the visits and the knowledge-check scores come back in one statement (one round trip), each row
+# tagged with its kind; the first SELECT gives the columns their types (the answers' JSON, the score's number).
+_ANSWER, _VISIT, _SCORE = "answer", "visit", "score"
+_RECORDS = sa.union_all(
+    sa.select(sa.literal_column(f"'{_ANSWER}'", sa.String).label("kind"), ActivityAnswer.module_slug,
+              ActivityAnswer.activity_slug.label("slug"), ActivityAnswer.answers,
+              sa.cast(sa.null(), QuizAttempt.score.type).label("best"), sa.cast(sa.null(), sa.Integer).label("tries"))
+    .where(ActivityAnswer.account_id == _ACCOUNT, ActivityAnswer.module_slug.in_(_SLUGS)),
+    sa.select(sa.literal_column(f"'{_VISIT}'", sa.String), SectionVisit.module_slug, SectionVisit.section_slug,
+              sa.null(), sa.null(), sa.null())
+    .where(SectionVisit.account_id == _ACCOUNT, SectionVisit.module_slug.in_(_SLUGS)),
+    sa.select(sa.literal_column(f"'{_SCORE}'", sa.String), QuizAttempt.module_slug, sa.null(), sa.null(),
+              sa.func.max(QuizAttempt.score), sa.func.count(QuizAttempt.id))
+    .where(QuizAttempt.account_id == _ACCOUNT, QuizAttempt.module_slug.in_(_SLUGS))
+    .group_by(QuizAttempt.module_slug))
 _COMPLETIONS = sa.select(ModuleCompletion).where(ModuleCompletion.account_id == _ACCOUNT,
                                                  ModuleCompletion.module_slug.in_(_SLUGS))
 
 
 def modules_progress(account_id: int, modules: Sequence[Module]) -> dict[str, ModuleProgress]:
-    """Compute an account's progress in several modules (by slug), in four queries whatever their number."""
+    """Compute an account's progress in several modules (by slug), in two queries whatever their number."""
     slugs = [m.slug for m in modules]
     params = {"account_id": account_id, "slugs": slugs}
     completions = {c.module_slug: c for c in db.session.scalars(_COMPLETIONS, params)}  # flushes the session
     connection = db.session.connection()  # plain rows: no ORM execution layer
     visited: dict[str, set[str]] = {slug: set() for slug in slugs}
-    for module_slug, section_slug in connection.execute(_VISITS, params):
-        visited[module_slug].add(section_slug)
     answers: dict[str, dict[str, dict]] = {slug: {} for slug in slugs}
-    for module_slug, activity_slug, given in connection.execute(_ANSWERS, params):
-        answers[module_slug][activity_slug] = given
-    scores = {module_slug: (best, attempts) for module_slug, best, attempts in connection.execute(_SCORES, params)}
+    scores: dict[str, tuple[float | None, int]] = {}
+    for kind, module_slug, slug, given, best, attempts in connection.execute(_RECORDS, params):
+        if kind == _VISIT:
+            visited[module_slug].add(slug)
+        elif kind == _ANSWER:
+            answers[module_slug][slug] = given
+        else:
+            scores[module_slug] = (best, attempts)
     return {m.slug: _progress_in(m, frozenset(visited[m.slug]), answers[m.slug], scores.get(m.slug, (None, 0)),
                                  completions.get(m.slug)) for m in modules}
 
