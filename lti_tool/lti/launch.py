@@ -15,6 +15,7 @@ from typing import NoReturn, cast
 from urllib.parse import urlparse
 
 import jwt
+import requests
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, url_for
 from jwt.utils import base64url_decode
@@ -67,6 +68,11 @@ class _StoredLaunches(SessionService):
         return launch.claims if launch else None
 
 
+#: pylti1p3 builds a requests.Session per launch for key-set fetches and service calls; the tool makes both through
+#: lti/http.py (its outbound rules and limits), so this one idle session stands in for it in every launch.
+_UNUSED_HTTP_SESSION = requests.Session()
+
+
 @dataclass
 class PendingStorageCheck:
     """The browser lost the state cookie but the platform offered postMessage storage: check there.
@@ -96,7 +102,7 @@ class ToolMessageLaunch(MessageLaunch):
 
     def __init__(self, request: FlaskRequest, cookies):
         super().__init__(request, DatabaseToolConf(), session_service=_StoredLaunches(),
-                         cookie_service=FlaskCookieService(request))
+                         cookie_service=FlaskCookieService(request), requests_session=_UNUSED_HTTP_SESSION)
         self._request_cookies = cookies
         self.platform: PlatformRecord | None = None
         #: The login's row as read (its columns, not an ORM object: the launch only reads it, then consumes it
