@@ -108,7 +108,6 @@ class ToolMessageLaunch(MessageLaunch):
         #: The login's row as read (its columns, not an ORM object: the launch only reads it, then consumes it
         #: with one UPDATE).
         self.login: sa.Row | None = None
-        self._login_read = False
         self.deployment: DeploymentRecord | None = None
         #: The launch POST came from the platform's site without the cookie: the tool may post it once more itself.
         self.may_resubmit = False
@@ -233,14 +232,14 @@ class ToolMessageLaunch(MessageLaunch):
     def _read_login_and_version(self) -> None:
         """Read the login named by the state, with the registration version, in one statement (the launch's first).
 
-        Only read here: the checks stay in validate_state(), after the registration is found.
+        Only read here: the checks stay in validate_state(), after the registration is found. A state no login
+        could have (empty, too long, unprintable) reads nothing and leaves `login` None.
         """
         state = self._request.get_param("state")
         if not state or len(state) > 64 or not state.isprintable():
             return
         row = db.session.connection().execute(_LOGIN_AND_VERSION, {"state": state}).first()
         self.login = row if row is not None and row.state is not None else None
-        self._login_read = True
         read_version_with(row.registration_version if row is not None else None)
 
     def validate_registration(self):
@@ -351,9 +350,7 @@ class ToolMessageLaunch(MessageLaunch):
         if not state:
             self._fail("no_state", "The launch arrived without its OIDC state: launches must start at the tool's "
                        "login URL (/lti/login). Check the OpenID Connect login URL in the platform.")
-        if not self._login_read:
-            self.login = (db.session.connection().execute(_LOGIN_BY_STATE, {"state": state}).first()
-                          if len(state) <= 64 and state.isprintable() else None)
+        # self.login was read with the registration version, before the platform was found
         if self.login is None or self.login.platform_id != self.platform.id:
             self._fail("unknown_state", "This launch was not started by this tool's login, or it is too old. "
                        "Relaunch the tool from the course.", 401)
@@ -420,9 +417,8 @@ class ToolMessageLaunch(MessageLaunch):
 
 
 # Built once, run on the session's connection: the launch's hot statements need no ORM.
-_LOGIN_BY_STATE = sa.select(LoginState.__table__).where(LoginState.state == sa.bindparam("state"))
-# The same, with the registration version (which finding the platform needs next): one round trip for both. The
-# version comes back even when no login has this state.
+# The login named by the state, with the registration version (which finding the platform needs next): one round
+# trip for both. The version comes back even when no login has this state.
 _LOGIN_AND_VERSION = (sa.select(version_column(), *LoginState.__table__.c)
                       .select_from(sa.select(sa.literal(1).label("one")).subquery("one_row"))
                       .outerjoin(LoginState.__table__, LoginState.state == sa.bindparam("state")))
