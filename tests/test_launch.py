@@ -397,3 +397,19 @@ def test_a_returning_launch_does_not_read_the_account_again_and_stores_each_chan
         courses = db.session.scalars(sa.select(Course)).all()
         assert [(c.title, c.label) for c in courses] == [("Bargaining, renamed", "BARG-102")]
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Launch)) == 5
+
+
+def test_a_returning_launch_reads_its_login_with_the_registration_version_and_its_course_with_the_link(
+        app, client, platform, do_launch):
+    """The launch POST's reads come in pairs: the login with the registration version (no second version read), and
+    the course with its resource link; a registration changed since is still seen (tests/test_registration_cache)."""
+    assert do_launch(platform, "member").status_code == 303
+    form = platform.authorize(client.get("/lti/login", query_string=login_params(platform, "member")).location)
+    form.pop("action")
+    with recorded_sql(app) as statements:
+        assert client.post("/lti/launch", data=form).status_code == 303
+    version_reads = [s for s in statements if "registration_version" in s]
+    assert len(version_reads) == 1 and "login_states" in version_reads[0]
+    course_reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM courses" in s]
+    assert len(course_reads) == 1 and "resource_links" in course_reads[0]
+    assert not [s for s in statements if s.lstrip().startswith("SELECT") and "FROM resource_links" in s]

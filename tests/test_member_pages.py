@@ -163,6 +163,10 @@ def test_the_catalog_reads_progress_once_for_all_modules_and_shows_each(app, cli
     assert "% done" in html  # the started module shows its share done
     for table in ("section_visits", "activity_answers", "quiz_attempts", "module_completions"):
         assert sum(f"FROM {table}" in s for s in statements) == 1, (table, len(statements))
+    # Visits, answers and knowledge-check scores come back together, in one round trip.
+    reading = {table: [s for s in statements if f"FROM {table}" in s]
+               for table in ("section_visits", "activity_answers", "quiz_attempts")}
+    assert reading["section_visits"] == reading["activity_answers"] == reading["quiz_attempts"]
 
 
 def test_the_last_section_opened_completes_the_module_and_its_page_says_so(app, client, member_home):
