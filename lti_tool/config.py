@@ -80,8 +80,6 @@ def load_settings(instance_path: str) -> dict:
         "LAUNCH_LOG_DAYS": int(env.get("LAUNCH_LOG_DAYS", "30")),
         # Set it when several tools (or a staging copy) share one Redis, so their counts stay apart.
         "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
-        # Send queued gradebook scores from a thread of the web process (development); in production run
-        # `flask --app lti_tool grades sync --loop` under a process manager instead.
         # Email (services/mail.py): without SMTP_HOST, development writes emails to the log and /dev/mail, and
         # production keeps them queued until it is set. SMTP_TLS: starttls (default), ssl, or none.
         "SMTP_HOST": env.get("SMTP_HOST") or None,
@@ -91,6 +89,8 @@ def load_settings(instance_path: str) -> dict:
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or "20"),
         "MAIL_FROM": env.get("MAIL_FROM") or "Bargaining Certificate <bargaining-certificate@localhost>",
+        # Send queued gradebook scores from a thread of the web process (development); in production run
+        # `flask --app lti_tool grades sync --loop` under a process manager instead.
         "GRADES_BACKGROUND_SYNC": env.get("GRADES_BACKGROUND_SYNC", "0" if production else "1").lower()
         in ("1", "true", "yes", "on"),
     }
